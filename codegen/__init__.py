@@ -1,0 +1,1 @@
+"""Build-time code generation: specs/ -> generated/. Never imported by the server."""

@@ -1,0 +1,62 @@
+"""What codegen reads and where each operation's handler lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPECS_DIR = REPO_ROOT / "specs"
+GENERATED_DIR = REPO_ROOT / "generated"
+HANDLERS_DIR = REPO_ROOT / "handlers"
+LOCK_FILE = SPECS_DIR / "upstream.lock.json"
+PATCH_FILE = SPECS_DIR / "upstream-patches.yaml"
+
+NPM_PACKAGE = "@interledger/open-payments"
+NPM_SPEC_DIR = "package/dist/openapi/specs"
+# The import package that `handlers/` becomes when installed (see pyproject.toml).
+IMPORT_PACKAGE = "opase"
+
+
+@dataclass(frozen=True)
+class SpecConfig:
+    name: str
+    """File stem in specs/ and the name of the spec everywhere else."""
+    server: str
+    """Which opase server serves it: wallet_address, auth, resource (admin, idp later)."""
+    models_module: str
+    """Module in generated/ that receives its pydantic models."""
+    tag_modules: dict[str, str] = field(default_factory=dict)
+    """Operation tag -> handler module in handlers/ (function = snake_case operationId)."""
+    upstream: bool = True
+    """From the npm package (checked against the lock), or our own document."""
+
+    @property
+    def path(self) -> Path:
+        return SPECS_DIR / f"{self.name}.yaml"
+
+
+SPECS: tuple[SpecConfig, ...] = (
+    SpecConfig(
+        name="wallet-address-server",
+        server="wallet_address",
+        models_module="models_wallet_address",
+        tag_modules={"wallet-address": "wallet_addresses"},
+    ),
+    SpecConfig(
+        name="resource-server",
+        server="resource",
+        models_module="models_resource",
+        tag_modules={
+            "incoming-payment": "incoming_payments",
+            "outgoing-payment": "outgoing_payments",
+            "quote": "quotes",
+        },
+    ),
+    SpecConfig(
+        name="auth-server",
+        server="auth",
+        models_module="models_auth",
+        tag_modules={"grant": "grants", "token": "tokens"},
+    ),
+)

@@ -1,0 +1,1 @@
+"""Code generated from specs/ by codegen/. Never edited by hand."""
