@@ -1,0 +1,1 @@
+"""Wallet addresses, their assets, owners and keys (no HTTP here)."""
