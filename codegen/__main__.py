@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sync":
             version = args.version or json.loads(LOCK_FILE.read_text())["version"]
             lock = sync(version)
-            print(f"specs/ now hold {lock['package']}@{lock['version']} (spec {lock['specVersion']})")
+            print(
+                f"specs/ now hold {lock['package']}@{lock['version']} (spec {lock['specVersion']})"
+            )
             print("next: python -m codegen generate")
         elif args.check:
             differences = check()

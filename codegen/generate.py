@@ -204,7 +204,9 @@ def handler_functions(module: str) -> set[str]:
     return {node.name for node in tree.body if isinstance(node, ast.AsyncFunctionDef)}
 
 
-def operations_of(spec: SpecConfig, document: dict[str, Any], model_names: set[str]) -> list[dict[str, Any]]:
+def operations_of(
+    spec: SpecConfig, document: dict[str, Any], model_names: set[str]
+) -> list[dict[str, Any]]:
     default_security = document.get("security", [])
     found = []
     for path, path_item in document.get("paths", {}).items():

@@ -1,0 +1,57 @@
+"""build_app(settings): the one place where opase's pieces are wired together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
+
+from opase.routing import Router, render_unhandled
+from opase.services import Services
+from opase.settings import Settings, load_settings
+
+if not __debug__:
+    # Invariants are asserted throughout; running with -O would silently drop them.
+    raise RuntimeError("opase refuses to run with assertions disabled (python -O)")
+
+
+def build_app(settings: Settings, services: Services | None = None) -> Starlette:
+    services = services or Services.create(settings)
+    router = Router(settings, services)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await services.close()
+
+    app = Starlette(
+        # Every path and method goes to the generated route table; Starlette's own router
+        # would redirect trailing slashes, which breaks signatures over `@target-uri`.
+        routes=[Route("/{path:path}", router)],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_allow_origins,
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["*"],
+                expose_headers=["WWW-Authenticate", "Location"],
+                max_age=3600,
+            )
+        ],
+        exception_handlers={Exception: render_unhandled},
+        lifespan=lifespan,
+    )
+    app.router.redirect_slashes = False
+    app.state.settings = settings
+    app.state.services = services
+    app.state.router = router
+    return app
+
+
+def create_app() -> Starlette:
+    """Factory for `uvicorn --factory opase.app:create_app` (the worker processes)."""
+    return build_app(load_settings())

@@ -1,0 +1,117 @@
+"""The `opase` command: serve, migrate, sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from opase import __version__
+from opase.settings import Settings
+
+
+def _apply_overrides(args: argparse.Namespace) -> None:
+    # Through the environment, so uvicorn's worker processes build the same settings.
+    if getattr(args, "config", None):
+        if not args.config.is_file():
+            raise SystemExit(f"opase: settings file {args.config} does not exist")
+        os.environ["OPASE_CONFIG"] = str(args.config.resolve())
+    for name in ("host", "port", "workers"):
+        value = getattr(args, name, None)
+        if value is not None:
+            os.environ[f"OPASE_{name.upper()}"] = str(value)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SystemExit(f"opase: invalid settings: {problems}") from exc
+
+
+def command_migrate(args: argparse.Namespace) -> int:
+    from opase.storage.migrate import upgrade_sync
+
+    settings = _settings()
+    upgrade_sync(settings)
+    print(f"database is at the newest schema: {settings.database_url_resolved}")
+    return 0
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from opase.storage.migrate import upgrade_sync
+
+    settings = _settings()
+    if not args.no_migrate:
+        upgrade_sync(settings)
+    uvicorn.run(
+        "opase.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=args.access_log,
+        log_level="info",
+    )
+    return 0
+
+
+def command_sandbox(args: argparse.Namespace) -> int:
+    from opase.sandbox import run_sandbox
+
+    return run_sandbox(
+        host=args.host or "127.0.0.1",
+        first_port=args.port or 4000,
+        data_dir=args.data_dir,
+        manifest_path=args.manifest,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opase", description="Open Payments server for ASEs")
+    parser.add_argument("--version", action="version", version=f"opase {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the three Open Payments servers")
+    serve.add_argument("--config", type=Path, help="TOML settings file (see README)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--no-migrate", action="store_true", help="skip schema migrations")
+    serve.add_argument("--access-log", action="store_true")
+    serve.set_defaults(run=command_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the database to the newest schema")
+    migrate.add_argument("--config", type=Path)
+    migrate.set_defaults(run=command_migrate)
+
+    sandbox = commands.add_parser("sandbox", help="two seeded ASEs on loopback, for trying")
+    sandbox.add_argument("--host", help="loopback address to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, help="first ASE's port; the second gets port+1")
+    sandbox.add_argument("--data-dir", type=Path, default=Path(".opase/sandbox"))
+    sandbox.add_argument("--manifest", type=Path, help="also write the manifest JSON here")
+    sandbox.set_defaults(run=command_sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _apply_overrides(args)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

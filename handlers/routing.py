@@ -1,0 +1,264 @@
+"""From the generated route table to answered requests.
+
+One opase process serves three Open Payments servers, each at its own public base URL
+(settings): the authorization server, the resource server, and the wallet address server,
+under which any other path is a wallet address. `Router.match` finds the server and the
+operation for a request; `Router.handle` runs the one line of steps every operation shares:
+
+    match -> read and validate input -> handler -> JSON response
+
+Exact URLs only: no trailing-slash redirects, because a signature covers `@target-uri`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from opase.errors import (
+    MethodNotAllowed,
+    NotFound,
+    OpaseError,
+    PayloadTooLarge,
+    error_response,
+    internal_error_response,
+)
+from opase.generated.routes import OPERATIONS, Operation
+from opase.settings import Settings
+from opase.validation import RequestValidator, load_validators
+
+Reply = Response | BaseModel | dict[str, Any]
+Handler = Callable[["RequestContext"], Awaitable[Reply]]
+
+WALLET_ADDRESS_SERVER = "wallet_address"
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What a handler sees of a request: validated input, never the raw ASGI scope."""
+
+    operation: Operation
+    settings: Settings
+    services: Any
+    request_url: str
+    """The URL the client used, rebuilt from the public base URL (no query)."""
+    headers: Headers
+    path_params: dict[str, str] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+    wallet_address_path: str | None = None
+    """For wallet address operations: the wallet address's path, e.g. `/alice`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    operation: Operation
+    server_url: str
+    relative_path: str
+    """The path within the server, as the spec writes it (`/incoming-payments/abc`)."""
+    path_params: dict[str, str]
+    wallet_address_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    operation: Operation
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Server:
+    name: str
+    url: str
+    host: str
+    base_path: str
+    routes: tuple[_Route, ...]
+
+
+def _path_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{([A-Za-z0-9_-]+)\}", template)
+    regex = "".join(
+        re.escape(part) if index % 2 == 0 else f"(?P<{part.replace('-', '_')}>[^/]+)"
+        for index, part in enumerate(parts)
+    )
+    return re.compile(f"^{regex}$")
+
+
+def _load_handler(operation: Operation) -> Handler:
+    module_name, _, function_name = operation.handler.partition(":")
+    handler: Handler = getattr(importlib.import_module(module_name), function_name)
+    return handler
+
+
+class Router:
+    """Dispatches a request to its operation; the only place handlers are called."""
+
+    def __init__(self, settings: Settings, services: Any) -> None:
+        self.settings = settings
+        self.services = services
+        self.handlers = {op.operation_id: _load_handler(op) for op in OPERATIONS}
+        self.validators: dict[str, RequestValidator] = load_validators(OPERATIONS)
+        server_urls = {
+            "auth": settings.auth_server_url,
+            "resource": settings.resource_server_url,
+            WALLET_ADDRESS_SERVER: settings.public_url,
+        }
+        servers = []
+        for name, url in server_urls.items():
+            parts = urlsplit(url)
+            routes = tuple(
+                _Route(op, _path_pattern(op.path)) for op in OPERATIONS if op.server == name
+            )
+            servers.append(_Server(name, url, parts.netloc, parts.path.rstrip("/"), routes))
+        # Longest base path first, so `/auth` wins over the wallet addresses' catch-all.
+        self.servers = sorted(servers, key=lambda server: len(server.base_path), reverse=True)
+        # Hosts decide only when the servers are configured on different hosts.
+        self.route_by_host = len({server.host for server in servers}) > 1
+        self.response_checker: Any = None
+        if settings.validate_responses:
+            from opase.response_check import ResponseChecker  # test-only dependency
+
+            self.response_checker = ResponseChecker()
+
+    def match(self, method: str, path: str, host: str) -> Match:
+        for server in self.servers:
+            if self.route_by_host and host != server.host:
+                continue
+            if (
+                server.base_path
+                and path != server.base_path
+                and not path.startswith(server.base_path + "/")
+            ):
+                continue
+            relative = path[len(server.base_path) :] or "/"
+            if server.name == WALLET_ADDRESS_SERVER:
+                return self._match_wallet_address(server, method, relative)
+            return self._match_in(server, method, relative)
+        raise NotFound(f"no resource at {path}")
+
+    def _match_in(self, server: _Server, method: str, relative: str) -> Match:
+        allowed = []
+        for route in server.routes:
+            found = route.pattern.match(relative)
+            if found is None:
+                continue
+            if route.operation.method == method:
+                return Match(route.operation, server.url, relative, found.groupdict())
+            allowed.append(route.operation.method)
+        if allowed:
+            raise MethodNotAllowed(f"{method} is not allowed here", allowed_methods=allowed)
+        raise NotFound(f"no resource at {server.base_path}{relative}")
+
+    def _match_wallet_address(self, server: _Server, method: str, relative: str) -> Match:
+        # `/alice/jwks.json` is the keys document of the wallet address `/alice`.
+        chosen: _Route | None = None
+        wallet_address_path = relative
+        for route in server.routes:
+            suffix = route.operation.path
+            if suffix != "/" and relative.endswith(suffix):
+                chosen, wallet_address_path = route, relative[: -len(suffix)]
+                break
+        if chosen is None:
+            chosen = next(r for r in server.routes if r.operation.path == "/")
+        if wallet_address_path in ("", "/"):
+            raise NotFound("no wallet address at the server root")
+        if method != chosen.operation.method:
+            raise MethodNotAllowed(
+                f"{method} is not allowed here", allowed_methods=[chosen.operation.method]
+            )
+        return Match(chosen.operation, server.url, chosen.operation.path, {}, wallet_address_path)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # An ASGI app, not a function endpoint: Starlette would limit those to GET and
+        # answer other methods itself, in plain text.
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            raw_path = _raw_path(request)
+            match = self.match(request.method, raw_path, request.headers.get("host", ""))
+            context = await self._context(match, request, raw_path)
+            reply = await self.handlers[match.operation.operation_id](context)
+            response = self._render(match.operation, reply)
+        except OpaseError as exc:
+            return error_response(exc, auth_server_url=self.settings.auth_server_url)
+        if self.response_checker is not None:
+            self.response_checker.check_live(match, request, response)
+        return response
+
+    async def _context(self, match: Match, request: Request, raw_path: str) -> RequestContext:
+        validator = self.validators[match.operation.operation_id]
+        body = await _read_body(request, self.settings.request_body_bytes_max)
+        return RequestContext(
+            operation=match.operation,
+            settings=self.settings,
+            services=self.services,
+            request_url=_public_request_url(raw_path, match.server_url),
+            headers=request.headers,
+            path_params=validator.path_params(match.path_params),
+            query=validator.query_params(parse_qsl(request.url.query, keep_blank_values=True)),
+            body=validator.body_value(body, request.headers.get("content-type")),
+            wallet_address_path=match.wallet_address_path,
+        )
+
+    @staticmethod
+    def _render(operation: Operation, reply: Reply) -> Response:
+        if isinstance(reply, Response):
+            return reply
+        if isinstance(reply, BaseModel):
+            content = reply.model_dump(mode="json", by_alias=True, exclude_none=True)
+        else:
+            content = reply
+        return Response(
+            orjson.dumps(content),
+            status_code=operation.success_status,
+            media_type="application/json",
+        )
+
+
+def _raw_path(request: Request) -> str:
+    """The path as the client sent it: routing and `id`s never see a decoded alias of it."""
+    raw: bytes | None = request.scope.get("raw_path")
+    if raw is None:
+        return str(request.scope["path"])
+    return raw.decode("latin-1").split("?", 1)[0]
+
+
+def _public_request_url(raw_path: str, server_url: str) -> str:
+    """The URL the client addressed, on the public origin of the server it reached.
+
+    Behind a TLS-terminating proxy the scheme and host of the scope are the proxy's; the
+    configured public URL is what the client saw (and signed).
+    """
+    parts = urlsplit(server_url)
+    return f"{parts.scheme}://{parts.netloc}{raw_path}"
+
+
+async def _read_body(request: Request, size_bytes_max: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > size_bytes_max:
+        raise PayloadTooLarge(f"request body exceeds {size_bytes_max} bytes")
+    chunks = []
+    size_bytes = 0
+    async for chunk in request.stream():
+        size_bytes += len(chunk)
+        if size_bytes > size_bytes_max:
+            raise PayloadTooLarge(f"request body exceeds {size_bytes_max} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def render_unhandled(request: Request, exc: Exception) -> Response:
+    return internal_error_response(exc)

@@ -1,0 +1,132 @@
+"""Every setting of one opase instance: public URLs, storage, limits, secrets.
+
+Values come from, highest priority first: keyword arguments, `OPASE_*` environment variables,
+the TOML file named by `OPASE_CONFIG` (or passed as `config_file`), then the defaults below.
+Durations end in `_s`, sizes in `_bytes`, counts in `_count`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:4000"
+
+
+def check_base_url(url: str) -> str:
+    """A public base URL: http(s), a host, no query, fragment or user-info."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{url!r} must not have a query, fragment or user-info")
+    return url.rstrip("/") if parts.path not in ("", "/") else f"{parts.scheme}://{parts.netloc}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OPASE_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    # Public URLs: what clients see. They make the `id`s of resources and, behind a
+    # TLS-terminating proxy, the `@target-uri` a signature covers.
+    public_url: str = DEFAULT_PUBLIC_URL
+    """Base of wallet addresses: `<public_url>/alice` is a wallet address."""
+    auth_server_url: str = ""
+    """The grant endpoint clients POST to; default `<public_url>/auth`."""
+    resource_server_url: str = ""
+    """Base of incoming payments, quotes, outgoing payments; default `<public_url>/op`."""
+    wallet_address_html_url: str | None = None
+    """Where a browser asking a wallet address for text/html is sent. `%wa` is replaced by
+    the wallet address URL, `%ewa` by it URL-encoded, `%wp` by its path, `%ewp` encoded
+    (the reference implementation's template words)."""
+
+    # Listener.
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    # Storage.
+    data_dir: Path = Path(".opase")
+    database_url: str = ""
+    """`postgresql://...` for PostgreSQL; default: SQLite in `data_dir`."""
+
+    # Limits.
+    request_body_bytes_max: int = Field(default=64 * 1024, ge=1024)
+    wallet_address_cache_s: int = Field(default=300, ge=0)
+    """Cache-Control max-age of wallet address documents and JWKS, and how long this
+    process may serve them from memory after a change made by another process."""
+    wallet_address_cache_count_max: int = Field(default=10_000, ge=0)
+
+    # Browser clients read wallet addresses cross-origin.
+    cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
+
+    # Development aid: check every response against the specs (slow, see README).
+    validate_responses: bool = False
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_base(cls, value: str) -> str:
+        return check_base_url(value)
+
+    @model_validator(mode="after")
+    def _derive_server_urls(self) -> Settings:
+        # frozen model: set derived defaults through object.__setattr__ once, at construction.
+        if not self.auth_server_url:
+            object.__setattr__(self, "auth_server_url", f"{self.public_url}/auth")
+        if not self.resource_server_url:
+            object.__setattr__(self, "resource_server_url", f"{self.public_url}/op")
+        object.__setattr__(self, "auth_server_url", check_base_url(self.auth_server_url))
+        object.__setattr__(self, "resource_server_url", check_base_url(self.resource_server_url))
+        return self
+
+    @property
+    def database_url_resolved(self) -> str:
+        """The SQLAlchemy async URL of the database."""
+        url = self.database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'opase.db').resolve()}"
+        if url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        return url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url_resolved.startswith("postgresql")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("OPASE_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, an optional TOML file and explicit overrides."""
+    if config_file is not None:
+        # Through the environment so that uvicorn's worker processes load the same file.
+        if not config_file.is_file():
+            raise FileNotFoundError(f"settings file {config_file} does not exist")
+        os.environ["OPASE_CONFIG"] = str(config_file)
+    return Settings(**overrides)

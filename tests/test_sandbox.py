@@ -1,0 +1,41 @@
+"""`opase sandbox`: two seeded ASEs answer on loopback, the manifest is the documented
+contract, and Ctrl-C stops everything cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.servers import sandbox
+
+
+def test_sandbox_serves_what_its_manifest_says_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    with sandbox(tmp_path) as running:
+        ases = running.manifest["ases"]
+        assert len(ases) == 2
+        assert [len(ase["walletAddresses"]) for ase in ases] >= [2, 1]
+        ports = set()
+        for ase in ases:
+            assert {"name", "authServer", "resourceServer", "adminApi", "adminApiKey"} <= set(ase)
+            for wallet in ase["walletAddresses"]:
+                assert {"url", "assetCode", "assetScale", "balance", "owner"} <= set(wallet)
+                assert wallet["owner"]["username"] and len(wallet["owner"]["password"]) >= 8
+                assert wallet["balance"].isdigit() and int(wallet["balance"]) > 0
+                response = httpx.get(wallet["url"], headers={"Accept": "application/json"})
+                assert response.status_code == 200
+                document = response.json()
+                assert document["id"] == wallet["url"]
+                assert (document["assetCode"], document["assetScale"]) == (
+                    wallet["assetCode"], wallet["assetScale"],
+                )  # fmt: skip
+                assert document["authServer"] == ase["authServer"]
+                assert document["resourceServer"] == ase["resourceServer"]
+                ports.add(httpx.URL(wallet["url"]).port)
+        assert len(ports) == 2, "each ASE listens on its own port"
+        code, output = running.stop()
+    assert code == 0, output
+    assert "opase sandbox stopped" in output
+    for ase in ases:
+        for wallet in ase["walletAddresses"]:
+            assert wallet["owner"]["password"] in output  # the demo logins are printed
