@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic narrates every plugin it loads; its warnings and errors still show.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     _apply_overrides(args)
     result: int = args.run(args)
     return result

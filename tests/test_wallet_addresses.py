@@ -9,6 +9,7 @@ import pytest
 from starlette.applications import Starlette
 
 from opase.app import build_app
+from opase.response_check import ResponseViolation
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from opase.wallets.service import add_key, deactivate_wallet_address
@@ -173,3 +174,19 @@ async def test_without_a_cache_every_read_sees_the_database(tmp_path: Path) -> N
         bob = await client.get("/accounts/bob")
         assert bob.headers["cache-control"] == "public, max-age=0"
     await app.state.services.close()
+
+
+async def test_the_test_client_rejects_a_document_that_breaks_the_spec(
+    app: Starlette, client: CheckedClient, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def without_asset_code(ctx: object) -> dict[str, object]:
+        return {
+            "id": f"{PUBLIC_URL}/alice",
+            "assetScale": 2,
+            "authServer": "a",
+            "resourceServer": "r",
+        }
+
+    monkeypatch.setitem(app.state.router.handlers, "get-wallet-address", without_asset_code)
+    with pytest.raises(ResponseViolation, match="assetCode"):
+        await client.get("/alice")

@@ -1,0 +1,79 @@
+"""The `opase` command: migrate, serve with several workers, and clear failures on bad
+settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.servers import free_port_pair
+
+SERVE_START_TIMEOUT_S = 30.0
+
+
+def opase(
+    *args: str, env: dict[str, str], timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opase", *args],
+        capture_output=True, text=True, env=env, timeout=timeout_s, check=False,
+    )  # fmt: skip
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPASE_")}
+    return env | overrides
+
+
+def test_migrate_creates_the_database(tmp_path: Path) -> None:
+    completed = opase("migrate", env=clean_env(OPASE_DATA_DIR=str(tmp_path)))
+    assert completed.returncode == 0, completed.stderr
+    assert "newest schema" in completed.stdout
+    assert (tmp_path / "opase.db").is_file()
+
+
+def test_migrate_reads_a_toml_settings_file(tmp_path: Path) -> None:
+    config = tmp_path / "opase.toml"
+    config.write_text(f'data_dir = "{tmp_path / "from-toml"}"\n')
+    completed = opase("migrate", "--config", str(config), env=clean_env())
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "from-toml" / "opase.db").is_file()
+
+
+def test_bad_settings_exit_non_zero_with_a_message(tmp_path: Path) -> None:
+    completed = opase("migrate", env=clean_env(OPASE_PUBLIC_URL="ftp://bank.example"))
+    assert completed.returncode != 0
+    assert "invalid settings" in completed.stderr and "public_url" in completed.stderr
+    missing = opase("migrate", "--config", str(tmp_path / "nope.toml"), env=clean_env())
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def test_serve_answers_with_several_workers_and_stops_on_sigint(tmp_path: Path) -> None:
+    port = free_port_pair()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opase", "serve", "--port", str(port), "--workers", "2"],
+        env=clean_env(OPASE_DATA_DIR=str(tmp_path), OPASE_PUBLIC_URL=f"http://127.0.0.1:{port}"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline_s = time.monotonic() + SERVE_START_TIMEOUT_S
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/nobody", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()[0]
+                assert time.monotonic() < deadline_s, "opase serve did not answer"
+                time.sleep(0.1)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
