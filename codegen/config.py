@@ -27,7 +27,8 @@ class SpecConfig:
     models_module: str
     """Module in generated/ that receives its pydantic models."""
     tag_modules: dict[str, str] = field(default_factory=dict)
-    """Operation tag -> handler module in handlers/ (function = snake_case operationId)."""
+    """Operation tag -> handler module in handlers/, dotted for sub-packages
+    (`admin.assets` is handlers/admin/assets.py); function = snake_case operationId."""
     upstream: bool = True
     """From the npm package (checked against the lock), or our own document."""
 
@@ -59,4 +60,19 @@ SPECS: tuple[SpecConfig, ...] = (
         models_module="models_auth",
         tag_modules={"grant": "grants", "token": "tokens"},
     ),
+    SpecConfig(
+        name="admin",
+        server="admin",
+        models_module="models_admin",
+        tag_modules={
+            "asset": "admin.assets",
+            "wallet-address": "admin.wallet_addresses",
+            "wallet-address-key": "admin.keys",
+            "ledger": "admin.ledger",
+        },
+        upstream=False,
+    ),
 )
+
+# Headers the security step checks itself; declared as plain parameters in the upstream specs.
+SECURITY_HEADERS = frozenset({"authorization", "signature", "signature-input"})

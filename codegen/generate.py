@@ -23,7 +23,14 @@ from typing import Any
 
 import yaml
 
-from codegen.config import GENERATED_DIR, HANDLERS_DIR, IMPORT_PACKAGE, SPECS, SpecConfig
+from codegen.config import (
+    GENERATED_DIR,
+    HANDLERS_DIR,
+    IMPORT_PACKAGE,
+    SECURITY_HEADERS,
+    SPECS,
+    SpecConfig,
+)
 from codegen.patches import apply_patches
 from codegen.sync import verify_lock
 
@@ -153,6 +160,13 @@ def _parameters_schema(
     parameters: list[dict[str, Any]], location: str, components: dict[str, Any]
 ) -> dict[str, Any] | None:
     chosen = [p for p in parameters if p["in"] == location]
+    if location == "header":
+        # Header names are case-insensitive: the router looks them up in lower case.
+        chosen = [
+            {**p, "name": p["name"].lower()}
+            for p in chosen
+            if p["name"].lower() not in SECURITY_HEADERS
+        ]
     if not chosen:
         return None
     schema = {
@@ -189,6 +203,7 @@ def request_schemas(
         "path": _parameters_schema(parameters, "path", components),
         "query": _parameters_schema(parameters, "query", components),
         "queryTypes": query_types,
+        "header": _parameters_schema(parameters, "header", components),
     }
 
 
@@ -197,7 +212,7 @@ def request_schemas(
 
 def handler_functions(module: str) -> set[str]:
     """The async functions a handler module defines (read, not imported)."""
-    source_file = HANDLERS_DIR / f"{module}.py"
+    source_file = HANDLERS_DIR.joinpath(*module.split(".")).with_suffix(".py")
     if not source_file.exists():
         return set()
     tree = ast.parse(source_file.read_text())
@@ -245,7 +260,7 @@ def operations_of(
 
 def check_handlers(operations: list[dict[str, Any]]) -> None:
     missing = [
-        f"{op['operation_id']} -> handlers/{op['handler_module']}.py: "
+        f"{op['operation_id']} -> handlers/{op['handler_module'].replace('.', '/')}.py: "
         f"async def {op['handler_function']}"
         for op in operations
         if op["handler_function"] not in handler_functions(op["handler_module"])

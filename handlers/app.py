@@ -19,9 +19,42 @@ if not __debug__:
     raise RuntimeError("opase refuses to run with assertions disabled (python -O)")
 
 
+PUBLIC_SERVERS = ("wallet_address", "auth", "resource")
+
+
 def build_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """The public app: wallet address, authorization and resource servers."""
     services = services or Services.create(settings)
-    router = Router(settings, services)
+    router = Router(
+        settings,
+        services,
+        {
+            "auth": settings.auth_server_url,
+            "resource": settings.resource_server_url,
+            "wallet_address": settings.public_url,
+        },
+    )
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_allow_origins,
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["WWW-Authenticate", "Location"],
+        max_age=3600,
+    )
+    return _starlette(router, settings.public_url, middleware=[cors])
+
+
+def build_admin_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """The admin API, for the ASE's back office, on its own listener (no CORS: browsers of
+    other origins have no business here)."""
+    services = services or Services.create(settings)
+    router = Router(settings, services, {"admin": settings.admin_url})
+    return _starlette(router, settings.admin_url, middleware=[])
+
+
+def _starlette(router: Router, base_url: str, middleware: list[Middleware]) -> Starlette:
+    services = router.services
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -32,26 +65,23 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
         # Every path and method goes to the generated route table; Starlette's own router
         # would redirect trailing slashes, which breaks signatures over `@target-uri`.
         routes=[Route("/{path:path}", router)],
-        middleware=[
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_allow_origins,
-                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-                allow_headers=["*"],
-                expose_headers=["WWW-Authenticate", "Location"],
-                max_age=3600,
-            )
-        ],
+        middleware=middleware,
         exception_handlers={Exception: render_unhandled},
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False
-    app.state.settings = settings
+    app.state.settings = router.settings
     app.state.services = services
     app.state.router = router
+    app.state.base_url = base_url
     return app
 
 
 def create_app() -> Starlette:
     """Factory for `uvicorn --factory opase.app:create_app` (the worker processes)."""
     return build_app(load_settings())
+
+
+def create_admin_app() -> Starlette:
+    """Factory for the admin listener (`opase serve` starts it beside the public one)."""
+    return build_admin_app(load_settings())

@@ -35,10 +35,11 @@ from opase.errors import (
     internal_error_response,
 )
 from opase.generated.routes import OPERATIONS, Operation
+from opase.security import Authenticator
 from opase.settings import Settings
 from opase.validation import RequestValidator, load_validators
 
-Reply = Response | BaseModel | dict[str, Any]
+Reply = Response | BaseModel | dict[str, Any] | None
 Handler = Callable[["RequestContext"], Awaitable[Reply]]
 
 WALLET_ADDRESS_SERVER = "wallet_address"
@@ -56,7 +57,12 @@ class RequestContext:
     headers: Headers
     path_params: dict[str, str] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
+    header_params: dict[str, str] = field(default_factory=dict)
+    """Declared header parameters, validated, by lower-case name (e.g. `idempotency-key`)."""
+    document: Any = None
+    """The validated JSON body."""
     body: Any = None
+    """The same body loaded into the generated model, when the spec names one."""
     wallet_address_path: str | None = None
     """For wallet address operations: the wallet address's path, e.g. `/alice`."""
 
@@ -104,16 +110,16 @@ def _load_handler(operation: Operation) -> Handler:
 class Router:
     """Dispatches a request to its operation; the only place handlers are called."""
 
-    def __init__(self, settings: Settings, services: Any) -> None:
+    def __init__(self, settings: Settings, services: Any, server_urls: dict[str, str]) -> None:
+        """`server_urls`: which servers this router serves (by the route table's `server`
+        names), each at its public base URL."""
         self.settings = settings
         self.services = services
-        self.handlers = {op.operation_id: _load_handler(op) for op in OPERATIONS}
-        self.validators: dict[str, RequestValidator] = load_validators(OPERATIONS)
-        server_urls = {
-            "auth": settings.auth_server_url,
-            "resource": settings.resource_server_url,
-            WALLET_ADDRESS_SERVER: settings.public_url,
-        }
+        operations = tuple(op for op in OPERATIONS if op.server in server_urls)
+        assert {op.server for op in operations} == set(server_urls), "a server with no routes"
+        self.handlers = {op.operation_id: _load_handler(op) for op in operations}
+        self.validators: dict[str, RequestValidator] = load_validators(operations)
+        self.authenticator = Authenticator(settings)
         servers = []
         for name, url in server_urls.items():
             parts = urlsplit(url)
@@ -189,6 +195,7 @@ class Router:
         try:
             raw_path = _raw_path(request)
             match = self.match(request.method, raw_path, request.headers.get("host", ""))
+            self.authenticator.authenticate(match.operation, request.headers)
             context = await self._context(match, request, raw_path)
             reply = await self.handlers[match.operation.operation_id](context)
             response = self._render(match.operation, reply)
@@ -201,6 +208,7 @@ class Router:
     async def _context(self, match: Match, request: Request, raw_path: str) -> RequestContext:
         validator = self.validators[match.operation.operation_id]
         body = await _read_body(request, self.settings.request_body_bytes_max)
+        document, model = validator.body_value(body, request.headers.get("content-type"))
         return RequestContext(
             operation=match.operation,
             settings=self.settings,
@@ -209,7 +217,9 @@ class Router:
             headers=request.headers,
             path_params=validator.path_params(match.path_params),
             query=validator.query_params(parse_qsl(request.url.query, keep_blank_values=True)),
-            body=validator.body_value(body, request.headers.get("content-type")),
+            header_params=validator.header_params(request.headers),
+            document=document,
+            body=model,
             wallet_address_path=match.wallet_address_path,
         )
 
@@ -217,6 +227,9 @@ class Router:
     def _render(operation: Operation, reply: Reply) -> Response:
         if isinstance(reply, Response):
             return reply
+        if reply is None:
+            assert operation.success_status == 204, f"{operation.operation_id} returned no body"
+            return Response(status_code=204)
         if isinstance(reply, BaseModel):
             content = reply.model_dump(mode="json", by_alias=True, exclude_none=True)
         else:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=4000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+
+    # Admin API: its own listener, loopback by default, bearer keys compared in constant time.
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=4100, ge=0, le=65535)
+    admin_api_keys: list[SecretStr] = Field(default_factory=list)
+    """Bearer keys of the admin API; with none set, every admin request is refused."""
 
     # Storage.
     data_dir: Path = Path(".opase")
@@ -101,6 +107,11 @@ class Settings(BaseSettings):
         if url.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
         return url
+
+    @property
+    def admin_url(self) -> str:
+        host = f"[{self.admin_host}]" if ":" in self.admin_host else self.admin_host
+        return f"http://{host}:{self.admin_port}"
 
     @property
     def is_postgres(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -83,6 +84,17 @@ class RequestValidator:
     path: jsonschema_rs.Draft202012Validator | None
     query: jsonschema_rs.Draft202012Validator | None
     query_types: dict[str, str]
+    header: jsonschema_rs.Draft202012Validator | None
+    header_names: tuple[str, ...]
+
+    def header_params(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """The declared headers (lower-case names), validated; security headers excluded."""
+        params = {name: headers[name] for name in self.header_names if name in headers}
+        if self.header is not None:
+            problems = _problems(self.header, params)
+            if problems:
+                raise InvalidRequest("invalid header", details={"errors": problems})
+        return params
 
     def path_params(self, raw: dict[str, str]) -> dict[str, str]:
         if self.path is not None:
@@ -106,12 +118,13 @@ class RequestValidator:
                 raise InvalidRequest("invalid query parameter", details={"errors": problems})
         return params
 
-    def body_value(self, raw: bytes, content_type: str | None) -> BaseModel | dict[str, Any] | None:
-        """The validated body: the generated model, or None when the operation has none."""
+    def body_value(self, raw: bytes, content_type: str | None) -> tuple[Any, BaseModel | None]:
+        """The validated body as a JSON document and as the generated model (when there is
+        one); (None, None) when the request has no body."""
         if not raw:
             if self.body_required:
                 raise InvalidRequest("this operation needs a JSON request body")
-            return None
+            return None, None
         if self.body is None:
             raise InvalidRequest("this operation takes no request body")
         media_type = (content_type or "").split(";", 1)[0].strip().lower()
@@ -131,10 +144,9 @@ class RequestValidator:
         if problems:
             raise InvalidRequest("invalid request body", details={"errors": problems})
         if self.body_model is None:
-            assert isinstance(document, dict)
-            return document
+            return document, None
         try:
-            return self.body_model.model_validate(document)
+            return document, self.body_model.model_validate(document)
         except ValidationError as exc:
             # The spec's schema passed; the model is stricter in a few places (strict types).
             details = [
@@ -159,6 +171,8 @@ def load_validators(operations: tuple[Operation, ...]) -> dict[str, RequestValid
             path=_compile(entry["path"]),
             query=_compile(entry["query"]),
             query_types=entry["queryTypes"],
+            header=_compile(entry["header"]),
+            header_names=tuple(sorted((entry["header"] or {}).get("properties", {}))),
         )
     assert validators.keys() == {op.operation_id for op in operations}
     return validators

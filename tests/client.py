@@ -16,7 +16,7 @@ class CheckedClient(httpx.AsyncClient):
 
     def __init__(self, app: Starlette, *, raise_app_exceptions: bool = True) -> None:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
-        super().__init__(transport=transport, base_url=app.state.settings.public_url)
+        super().__init__(transport=transport, base_url=app.state.base_url)
         self.router = app.state.router
         self.checker = ResponseChecker()
         self.checked_count = 0

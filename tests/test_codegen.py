@@ -25,6 +25,10 @@ PENDING_OPERATIONS = {
 }  # fmt: skip
 IMPLEMENTED_OPERATIONS = {
     "get-wallet-address", "get-wallet-address-keys", "get-wallet-address-did-document",
+    # specs/admin.yaml
+    "list-assets", "create-asset", "create-wallet-address", "get-wallet-address-admin",
+    "update-wallet-address", "deactivate-wallet-address", "add-wallet-address-key",
+    "revoke-wallet-address-key", "create-deposit", "create-withdrawal", "get-balance",
 }  # fmt: skip
 
 

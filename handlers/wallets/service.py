@@ -229,3 +229,58 @@ async def deactivate_wallet_address(session: AsyncSession, wallet_address_id: uu
         wallet_address.status = "inactive"
         wallet_address.updated_at = utc_now()
         await session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class WalletAddressAdminRecord:
+    """What the admin API shows of a wallet address, whatever its status."""
+
+    id: uuid.UUID
+    path: str
+    public_name: str | None
+    asset_id: uuid.UUID
+    asset_code: str
+    asset_scale: int
+    owner_username: str | None
+    status: str
+
+
+async def list_assets(session: AsyncSession) -> list[Asset]:
+    query = select(Asset).order_by(col(Asset.code), col(Asset.scale))
+    return list((await session.execute(query)).scalars().all())
+
+
+async def get_wallet_address_admin(
+    session: AsyncSession, wallet_address_id: uuid.UUID
+) -> WalletAddressAdminRecord:
+    query = (
+        select(WalletAddress, Asset, Owner)
+        .join(Asset, col(Asset.id) == col(WalletAddress.asset_id))
+        .outerjoin(Owner, col(Owner.id) == col(WalletAddress.owner_id))
+        .where(col(WalletAddress.id) == wallet_address_id)
+    )
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        raise LookupError(f"no wallet address {wallet_address_id}")
+    wallet_address, asset, owner = row
+    return WalletAddressAdminRecord(
+        id=wallet_address.id,
+        path=wallet_address.path,
+        public_name=wallet_address.public_name,
+        asset_id=asset.id,
+        asset_code=asset.code,
+        asset_scale=asset.scale,
+        owner_username=owner.username if owner is not None else None,
+        status=wallet_address.status,
+    )
+
+
+async def update_public_name(
+    session: AsyncSession, wallet_address_id: uuid.UUID, public_name: str | None
+) -> None:
+    if public_name is not None and not 0 < len(public_name) <= PUBLIC_NAME_LENGTH_MAX:
+        raise ValueError(f"public name must have 1..{PUBLIC_NAME_LENGTH_MAX} characters or be None")
+    wallet_address = await _wallet_address(session, wallet_address_id)
+    wallet_address.public_name = public_name
+    wallet_address.updated_at = utc_now()
+    await session.flush()
