@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from pydantic import ValidationError
 
 from opase import __version__
 from opase.settings import Settings
+
+ADMIN_STOP_TIMEOUT_S = 10
 
 
 def _apply_overrides(args: argparse.Namespace) -> None:
@@ -51,18 +54,40 @@ def command_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     if not args.no_migrate:
         upgrade_sync(settings)
-    uvicorn.run(
-        "opase.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=args.access_log,
-        log_level="info",
-    )
+    admin = _start_admin_listener(settings)
+    try:
+        uvicorn.run(
+            "opase.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=args.access_log,
+            log_level="info",
+        )
+    finally:
+        if admin is not None:
+            admin.terminate()
+            admin.wait(timeout=ADMIN_STOP_TIMEOUT_S)
     return 0
+
+
+def _start_admin_listener(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """The admin API in a process of its own (one worker), beside the public workers."""
+    if not settings.admin_api_keys:
+        logging.getLogger("opase").warning(
+            "admin API not started: set OPASE_ADMIN_API_KEYS to enable it"
+        )
+        return None
+    command = [
+        sys.executable, "-m", "uvicorn", "opase.app:create_admin_app", "--factory",
+        "--host", settings.admin_host, "--port", str(settings.admin_port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+    ]  # fmt: skip
+    # The environment carries the settings; the command is ours, not user input.
+    return subprocess.Popen(command)  # noqa: S603
 
 
 def command_sandbox(args: argparse.Namespace) -> int:

@@ -15,21 +15,28 @@ import secrets
 import shutil
 import signal
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from opase.app import build_app
+from opase.app import build_admin_app, build_app
+from opase.keys import generate_key_pair
 from opase.ledger.service import balance_minor, deposit
 from opase.services import Services
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
-from opase.wallets.service import create_asset, create_owner, create_wallet_address
+from opase.wallets.service import add_key, create_asset, create_owner, create_wallet_address
 
 STARTUP_TIMEOUT_S = 10.0
+ADMIN_PORT_OFFSET = 100
+"""An ASE at port P has its admin API at P + 100."""
+DEMO_CLIENT_PATH = "/demo-client"
+DEMO_CLIENT_KEY_ID = "demo-client-key"
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ async def seed_ase(settings: Settings, ase: SeedAse) -> dict[str, Any]:
                     "balance": str(balance),
                     "owner": {"username": account.username, "password": password},
                 })  # fmt: skip
+            clients = [await _seed_demo_client(session, settings, asset.id)]
             await session.commit()
     finally:
         await services.close()
@@ -104,10 +112,28 @@ async def seed_ase(settings: Settings, ase: SeedAse) -> dict[str, Any]:
         "name": ase.name,
         "authServer": settings.auth_server_url,
         "resourceServer": settings.resource_server_url,
-        # The admin API (its own listener and key) arrives with the accounts release.
-        "adminApi": None,
-        "adminApiKey": None,
+        "adminApi": settings.admin_url,
+        "adminApiKey": settings.admin_api_keys[0].get_secret_value(),
         "walletAddresses": wallet_addresses,
+        "clients": clients,
+    }
+
+
+async def _seed_demo_client(
+    session: AsyncSession, settings: Settings, asset_id: uuid.UUID
+) -> dict[str, str]:
+    """A client identity: a wallet address whose jwks.json publishes a key the manifest gives
+    the private half of, so the official client can sign requests at once."""
+    wallet_address = await create_wallet_address(
+        session, DEMO_CLIENT_PATH, asset_id, "Demo Client App"
+    )
+    x, private_key_pem = generate_key_pair()
+    await add_key(session, wallet_address.id, DEMO_CLIENT_KEY_ID, x)
+    return {
+        "walletAddress": f"{settings.public_url}{DEMO_CLIENT_PATH}",
+        "keyId": DEMO_CLIENT_KEY_ID,
+        "privateKey": private_key_pem,
+        "privateKeyFormat": "pkcs8-pem",
     }
 
 
@@ -123,6 +149,9 @@ def ase_settings(host: str, port: int, data_dir: Path, name: str) -> Settings:
     # Explicit values win over OPASE_* variables, so a developer's environment cannot
     # point the sandbox at a real database.
     return Settings(
+        admin_host=host,
+        admin_port=port + ADMIN_PORT_OFFSET,
+        admin_api_keys=[secrets.token_urlsafe(24)],
         public_url=f"http://{host}:{port}",
         auth_server_url="",
         resource_server_url="",
@@ -137,15 +166,19 @@ async def _serve(host: str, first_port: int, data_dir: Path, manifest_path: Path
     configs = [ase_settings(host, first_port + i, data_dir, ase.name) for i, ase in enumerate(SEED)]
     # One after the other: Alembic's migration context is process-global.
     ases = [await seed_ase(s, ase) for s, ase in zip(configs, SEED, strict=True)]
-    servers = [
-        _QuietServer(
-            uvicorn.Config(
-                build_app(s), host=host, port=s.port, loop="none", log_level="warning",
-                access_log=False, lifespan="on",
-            )
-        )
-        for s in configs
-    ]  # fmt: skip
+    servers = []
+    shared_services = []
+    for settings in configs:
+        public = build_app(settings)
+        shared_services.append(public.state.services)
+        # One Services per ASE: an admin change is seen by its public server at once.
+        admin = build_admin_app(settings, public.state.services)
+        for app, port in ((public, settings.port), (admin, settings.admin_port)):
+            config = uvicorn.Config(
+                app, host=host, port=port, loop="none", log_level="warning",
+                access_log=False, lifespan="off",
+            )  # fmt: skip
+            servers.append(_QuietServer(config))
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -167,6 +200,8 @@ async def _serve(host: str, first_port: int, data_dir: Path, manifest_path: Path
         _write_manifest(manifest, manifest_path)
     _print_manifest(manifest, manifest_path)
     await asyncio.gather(*tasks)
+    for services in shared_services:
+        await services.close()
     print("opase sandbox stopped", flush=True)
 
 
@@ -185,6 +220,7 @@ def _print_manifest(manifest: dict[str, Any], manifest_path: Path | None) -> Non
             f"{ase['name']}",
             f"  auth server      {ase['authServer']}",
             f"  resource server  {ase['resourceServer']}",
+            f"  admin API        {ase['adminApi']}   (Authorization: Bearer {ase['adminApiKey']})",
         ]
         for wallet in ase["walletAddresses"]:
             amount = int(wallet["balance"])
@@ -194,6 +230,11 @@ def _print_manifest(manifest: dict[str, Any], manifest_path: Path | None) -> Non
             lines.append(
                 f"  {wallet['url']:<32} {wallet['assetCode']} {shown:>10}   "
                 f"login {wallet['owner']['username']} / {wallet['owner']['password']}"
+            )
+        for client in ase["clients"]:
+            lines.append(
+                f"  client identity  {client['walletAddress']}  key {client['keyId']} "
+                "(private key in the manifest, PKCS#8 PEM)"
             )
         lines.append("")
     if manifest_path is not None:

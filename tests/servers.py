@@ -20,18 +20,24 @@ STOP_TIMEOUT_S = 15.0
 
 
 def free_port_pair() -> int:
-    """A port P such that P and P+1 are both free on 127.0.0.1."""
+    """A port P such that P, P+1 (the two ASEs) and P+100, P+101 (their admin APIs) are
+    free on 127.0.0.1."""
     for _ in range(50):
         with socket.socket() as first:
             first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return int(port)
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+            port = int(first.getsockname()[1])
+        if port + 101 <= 65535 and all(_free(port + offset) for offset in (0, 1, 100, 101)):
+            return port
+    raise RuntimeError("no free port set on 127.0.0.1")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass

@@ -58,7 +58,12 @@ def test_serve_answers_with_several_workers_and_stops_on_sigint(tmp_path: Path) 
     port = free_port_pair()
     process = subprocess.Popen(
         [sys.executable, "-m", "opase", "serve", "--port", str(port), "--workers", "2"],
-        env=clean_env(OPASE_DATA_DIR=str(tmp_path), OPASE_PUBLIC_URL=f"http://127.0.0.1:{port}"),
+        env=clean_env(
+            OPASE_DATA_DIR=str(tmp_path),
+            OPASE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+            OPASE_ADMIN_PORT=str(port + 100),
+            OPASE_ADMIN_API_KEYS='["cli-test-key-123456"]',
+        ),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -73,6 +78,18 @@ def test_serve_answers_with_several_workers_and_stops_on_sigint(tmp_path: Path) 
                 time.sleep(0.1)
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
+        admin_url = f"http://127.0.0.1:{port + 100}/assets"
+        while True:  # the admin listener starts beside the public workers
+            try:
+                admin = httpx.get(
+                    admin_url, headers={"Authorization": "Bearer cli-test-key-123456"}
+                )
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline_s, "the admin listener did not answer"
+                time.sleep(0.1)
+        assert admin.status_code == 200 and admin.json() == {"result": []}
+        assert httpx.get(admin_url).status_code == 401
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)

@@ -3,10 +3,14 @@ contract, and Ctrl-C stops everything cleanly."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from opase.keys import public_jwk
 from tests.servers import sandbox
 
 
@@ -33,6 +37,22 @@ def test_sandbox_serves_what_its_manifest_says_and_stops_on_ctrl_c(tmp_path: Pat
                 assert document["resourceServer"] == ase["resourceServer"]
                 ports.add(httpx.URL(wallet["url"]).port)
         assert len(ports) == 2, "each ASE listens on its own port"
+        for ase in ases:
+            admin = httpx.Client(
+                base_url=ase["adminApi"], headers={"Authorization": f"Bearer {ase['adminApiKey']}"}
+            )
+            assert admin.get("/assets").status_code == 200
+            assert httpx.get(f"{ase['adminApi']}/assets").status_code == 401
+            [client] = ase["clients"]
+            assert client["privateKeyFormat"] == "pkcs8-pem"
+            key = serialization.load_pem_private_key(client["privateKey"].encode(), password=None)
+            assert isinstance(key, Ed25519PrivateKey)
+            jwks = httpx.get(f"{client['walletAddress']}/jwks.json").json()
+            raw = key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+            x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+            assert jwks["keys"] == [public_jwk(client["keyId"], x)]
         code, output = running.stop()
     assert code == 0, output
     assert "opase sandbox stopped" in output
