@@ -74,7 +74,10 @@ class AmountRequest(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
     )
-    amount: Annotated[StrictStr, Field(pattern='^[0-9]{1,20}$')]
+    amount: Annotated[StrictStr, Field(pattern='^[1-9][0-9]{0,18}$')]
+    """
+    A positive amount in minor units, at most 9223372036854775807 (2^63 - 1), what the ledger holds.
+    """
 
 
 class Transfer(BaseModel):

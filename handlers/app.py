@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from opase.cors import PublicCORSMiddleware
 from opase.routing import Router, render_unhandled
 from opase.services import Services
 from opase.settings import Settings, load_settings
@@ -19,7 +20,21 @@ if not __debug__:
     raise RuntimeError("opase refuses to run with assertions disabled (python -O)")
 
 
-PUBLIC_SERVERS = ("wallet_address", "auth", "resource")
+class EveryRequest(BaseRoute):
+    """Hands every HTTP request to the router, whatever its path: a path pattern would miss
+    paths with a newline and answer them with Starlette's plain-text 404."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        return (Match.FULL, {}) if scope["type"] == "http" else (Match.NONE, {})
+
+    def url_path_for(self, name: str, /, **path_params: object) -> object:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def build_app(settings: Settings, services: Services | None = None) -> Starlette:
@@ -34,14 +49,7 @@ def build_app(settings: Settings, services: Services | None = None) -> Starlette
             "wallet_address": settings.public_url,
         },
     )
-    cors = Middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_allow_origins,
-        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-        allow_headers=["*"],
-        expose_headers=["WWW-Authenticate", "Location"],
-        max_age=3600,
-    )
+    cors = Middleware(PublicCORSMiddleware, allow_origins=settings.cors_allow_origins)
     return _starlette(router, settings.public_url, middleware=[cors])
 
 
@@ -64,7 +72,7 @@ def _starlette(router: Router, base_url: str, middleware: list[Middleware]) -> S
     app = Starlette(
         # Every path and method goes to the generated route table; Starlette's own router
         # would redirect trailing slashes, which breaks signatures over `@target-uri`.
-        routes=[Route("/{path:path}", router)],
+        routes=[EveryRequest(router)],
         middleware=middleware,
         exception_handlers={Exception: render_unhandled},
         lifespan=lifespan,

@@ -36,6 +36,13 @@ class TtlCache(Generic[K, V]):
         assert len(self._entries) <= self.count_max
         return value
 
+    def peek(self, key: K) -> tuple[bool, V | None]:
+        """(True, value) for an entry that has not expired; (False, None) otherwise."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            return True, entry[1]
+        return False, None
+
     def invalidate(self, key: K) -> None:
         self._entries.pop(key, None)
 

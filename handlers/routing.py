@@ -71,6 +71,8 @@ class RequestContext:
 class Match:
     operation: Operation
     server_url: str
+    server_origin: str
+    """`scheme://host[:port]` of the server's public URL."""
     relative_path: str
     """The path within the server, as the spec writes it (`/incoming-payments/abc`)."""
     path_params: dict[str, str]
@@ -87,6 +89,7 @@ class _Route:
 class _Server:
     name: str
     url: str
+    origin: str
     host: str
     base_path: str
     routes: tuple[_Route, ...]
@@ -99,6 +102,20 @@ def _path_pattern(template: str) -> re.Pattern[str]:
         for index, part in enumerate(parts)
     )
     return re.compile(f"^{regex}$")
+
+
+FastPath = Callable[[Any, Settings, "Match", Scope], Response | None]
+
+
+def _load_fast_paths(operations: tuple[Operation, ...]) -> dict[str, FastPath]:
+    """`FAST_PATHS` of the handler modules: operationId -> answer from memory, or None."""
+    found: dict[str, FastPath] = {}
+    for operation in operations:
+        module = importlib.import_module(operation.handler.partition(":")[0])
+        fast = getattr(module, "FAST_PATHS", {}).get(operation.operation_id)
+        if fast is not None:
+            found[operation.operation_id] = fast
+    return found
 
 
 def _load_handler(operation: Operation) -> Handler:
@@ -118,6 +135,7 @@ class Router:
         operations = tuple(op for op in OPERATIONS if op.server in server_urls)
         assert {op.server for op in operations} == set(server_urls), "a server with no routes"
         self.handlers = {op.operation_id: _load_handler(op) for op in operations}
+        self.fast_paths = _load_fast_paths(operations)
         self.validators: dict[str, RequestValidator] = load_validators(operations)
         self.authenticator = Authenticator(settings)
         servers = []
@@ -126,7 +144,8 @@ class Router:
             routes = tuple(
                 _Route(op, _path_pattern(op.path)) for op in OPERATIONS if op.server == name
             )
-            servers.append(_Server(name, url, parts.netloc, parts.path.rstrip("/"), routes))
+            origin = f"{parts.scheme}://{parts.netloc}"
+            servers.append(_Server(name, url, origin, parts.netloc, parts.path.rstrip("/"), routes))
         # Longest base path first, so `/auth` wins over the wallet addresses' catch-all.
         self.servers = sorted(servers, key=lambda server: len(server.base_path), reverse=True)
         # Hosts decide only when the servers are configured on different hosts.
@@ -160,7 +179,9 @@ class Router:
             if found is None:
                 continue
             if route.operation.method == method:
-                return Match(route.operation, server.url, relative, found.groupdict())
+                return Match(
+                    route.operation, server.url, server.origin, relative, found.groupdict()
+                )
             allowed.append(route.operation.method)
         if allowed:
             raise MethodNotAllowed(f"{method} is not allowed here", allowed_methods=allowed)
@@ -183,13 +204,32 @@ class Router:
             raise MethodNotAllowed(
                 f"{method} is not allowed here", allowed_methods=[chosen.operation.method]
             )
-        return Match(chosen.operation, server.url, chosen.operation.path, {}, wallet_address_path)
+        return Match(
+            chosen.operation, server.url, server.origin, chosen.operation.path, {},
+            wallet_address_path,
+        )  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # An ASGI app, not a function endpoint: Starlette would limit those to GET and
         # answer other methods itself, in plain text.
-        response = await self.handle(Request(scope, receive))
+        response = self._fast_path(scope) if scope["method"] == "GET" else None
+        if response is None:
+            response = await self.handle(Request(scope, receive))
         await response(scope, receive, send)
+
+    def _fast_path(self, scope: Scope) -> Response | None:
+        """A handler module may answer a plain GET from memory (a public document already
+        cached), skipping input reading; whatever it declines takes the full path."""
+        if self.response_checker is not None or scope["query_string"]:
+            return None
+        raw_path = _raw_path_of_scope(scope)
+        host = Headers(scope=scope).get("host", "") if self.route_by_host else ""
+        try:
+            match = self.match("GET", raw_path, host)
+        except OpaseError:
+            return None
+        answer = self.fast_paths.get(match.operation.operation_id)
+        return None if answer is None else answer(self.services, self.settings, match, scope)
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -207,17 +247,25 @@ class Router:
 
     async def _context(self, match: Match, request: Request, raw_path: str) -> RequestContext:
         validator = self.validators[match.operation.operation_id]
-        body = await _read_body(request, self.settings.request_body_bytes_max)
-        document, model = validator.body_value(body, request.headers.get("content-type"))
+        headers = request.headers
+        # RFC 9112 6.3: a request with neither header has no body; don't wait for one.
+        body = b""
+        if "content-length" in headers or "transfer-encoding" in headers:
+            body = await _read_body(request, self.settings.request_body_bytes_max)
+        document, model = validator.body_value(body, headers.get("content-type"))
+        query: bytes = request.scope["query_string"]
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
         return RequestContext(
             operation=match.operation,
             settings=self.settings,
             services=self.services,
-            request_url=_public_request_url(raw_path, match.server_url),
-            headers=request.headers,
+            # The public origin: behind a TLS-terminating proxy the scope's scheme and host
+            # are the proxy's, while the client saw (and signed) the configured URL.
+            request_url=match.server_origin + raw_path,
+            headers=headers,
             path_params=validator.path_params(match.path_params),
-            query=validator.query_params(parse_qsl(request.url.query, keep_blank_values=True)),
-            header_params=validator.header_params(request.headers),
+            query=validator.query_params(pairs),
+            header_params=validator.header_params(headers),
             document=document,
             body=model,
             wallet_address_path=match.wallet_address_path,
@@ -242,21 +290,15 @@ class Router:
 
 
 def _raw_path(request: Request) -> str:
+    return _raw_path_of_scope(request.scope)
+
+
+def _raw_path_of_scope(scope: Scope) -> str:
     """The path as the client sent it: routing and `id`s never see a decoded alias of it."""
-    raw: bytes | None = request.scope.get("raw_path")
+    raw: bytes | None = scope.get("raw_path")
     if raw is None:
-        return str(request.scope["path"])
+        return str(scope["path"])
     return raw.decode("latin-1").split("?", 1)[0]
-
-
-def _public_request_url(raw_path: str, server_url: str) -> str:
-    """The URL the client addressed, on the public origin of the server it reached.
-
-    Behind a TLS-terminating proxy the scheme and host of the scope are the proxy's; the
-    configured public URL is what the client saw (and signed).
-    """
-    parts = urlsplit(server_url)
-    return f"{parts.scheme}://{parts.netloc}{raw_path}"
 
 
 async def _read_body(request: Request, size_bytes_max: int) -> bytes:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from opase.cache import TtlCache
+
+if TYPE_CHECKING:
+    from opase.wallet_addresses import PublicDocument
 from opase.settings import Settings
 from opase.storage import create_engine, session_factory
 
@@ -16,16 +20,16 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    wallet_address_documents: TtlCache[str, bytes | None]
-    """Serialised wallet address documents by path; None remembers a 404 briefly."""
-    wallet_address_keys: TtlCache[str, bytes | None]
-    """Serialised JWKS documents by wallet address path."""
+    wallet_address_documents: TtlCache[str, PublicDocument | None]
+    """Wallet address documents, ready to send, by path; None remembers a 404 briefly."""
+    wallet_address_keys: TtlCache[str, PublicDocument | None]
+    """JWKS documents, ready to send, by wallet address path."""
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
         engine = create_engine(settings)
 
-        def cache() -> TtlCache[str, bytes | None]:
+        def cache() -> TtlCache[str, PublicDocument | None]:
             return TtlCache(
                 ttl_s=settings.wallet_address_cache_s,
                 count_max=settings.wallet_address_cache_count_max,

@@ -26,6 +26,7 @@ from opase.generated.routes import Operation
 
 ERRORS_REPORTED_COUNT_MAX = 10
 UINT64_MAX = 2**64 - 1
+LEDGER_AMOUNT_MAX = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,20}")
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
 
@@ -35,7 +36,12 @@ def _is_uint64(value: str) -> bool:
     return bool(_DIGITS.fullmatch(value)) and int(value) <= UINT64_MAX
 
 
-FORMATS = {"uint64": _is_uint64}
+def _is_ledger_amount(value: str) -> bool:
+    # A positive amount the ledger can hold (BIGINT): what the admin API moves.
+    return bool(_DIGITS.fullmatch(value)) and 0 < int(value) <= LEDGER_AMOUNT_MAX
+
+
+FORMATS = {"uint64": _is_uint64, "ledger-amount": _is_ledger_amount}
 
 
 def _compile(schema: dict[str, Any] | None) -> jsonschema_rs.Draft202012Validator | None:
@@ -71,6 +77,16 @@ def _problems(validator: jsonschema_rs.Draft202012Validator, instance: Any) -> l
         if len(problems) >= ERRORS_REPORTED_COUNT_MAX:
             break
     return problems[:ERRORS_REPORTED_COUNT_MAX]
+
+
+def _integral_floats_to_int(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integral_floats_to_int(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integral_floats_to_int(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +159,9 @@ class RequestValidator:
         problems = _problems(self.body, document)
         if problems:
             raise InvalidRequest("invalid request body", details={"errors": problems})
+        # JSON Schema counts 238.0 as the integer 238, and so does opase: inside, integers
+        # are ints (amounts travel as strings; no spec here has a `number` field).
+        document = _integral_floats_to_int(document)
         if self.body_model is None:
             return document, None
         try:

@@ -12,10 +12,13 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.responses import RedirectResponse, Response
+from starlette.types import Scope
 
 from opase.errors import NotFound
-from opase.routing import RequestContext
+from opase.routing import FastPath, Match, RequestContext
+from opase.settings import Settings
 from opase.wallets.service import find_active_wallet_address, list_active_keys
 
 
@@ -23,18 +26,36 @@ def _cache_headers(ctx: RequestContext) -> dict[str, str]:
     return {"Cache-Control": f"public, max-age={ctx.settings.wallet_address_cache_s}"}
 
 
+class PublicDocument(Response):
+    """A cached JSON document with its response headers encoded once, when it was cached:
+    a cache hit then costs no header building (the wallet address GET is the hottest path)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, max_age_s: int) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            (b"cache-control", f"public, max-age={max_age_s}".encode()),
+        ]
+
+
 def _prefers_html(ctx: RequestContext) -> bool:
-    accept = ctx.headers.get("accept", "")
+    return _accept_prefers_html(ctx.headers.get("accept", ""))
+
+
+def _accept_prefers_html(accept: str) -> bool:
     return "text/html" in accept and "application/json" not in accept
 
 
-def _json(body: bytes, ctx: RequestContext) -> Response:
-    return Response(
-        body, status_code=200, headers=_cache_headers(ctx), media_type="application/json"
-    )
+def _document(body: bytes, ctx: RequestContext) -> PublicDocument:
+    return PublicDocument(body, ctx.settings.wallet_address_cache_s)
 
 
-async def _wallet_address_document(ctx: RequestContext, path: str) -> bytes | None:
+async def _wallet_address_document(ctx: RequestContext, path: str) -> PublicDocument | None:
     async with ctx.services.sessions() as session:
         record = await find_active_wallet_address(session, path)
     if record is None:
@@ -48,25 +69,25 @@ async def _wallet_address_document(ctx: RequestContext, path: str) -> bytes | No
         "authServer": ctx.settings.auth_server_url,
         "resourceServer": ctx.settings.resource_server_url,
     }
-    return orjson.dumps(document)
+    return _document(orjson.dumps(document), ctx)
 
 
-async def _keys_document(ctx: RequestContext, path: str) -> bytes | None:
+async def _keys_document(ctx: RequestContext, path: str) -> PublicDocument | None:
     async with ctx.services.sessions() as session:
         record = await find_active_wallet_address(session, path)
         if record is None:
             return None
         keys = await list_active_keys(session, record.id)
-    return orjson.dumps({"keys": keys})
+    return _document(orjson.dumps({"keys": keys}), ctx)
 
 
-async def _require(ctx: RequestContext, loaded: bytes | None) -> bytes:
+async def _require(ctx: RequestContext, loaded: PublicDocument | None) -> PublicDocument:
     if loaded is None:
         raise NotFound(f"no wallet address at {ctx.settings.public_url}{ctx.wallet_address_path}")
     return loaded
 
 
-async def _keys(ctx: RequestContext, path: str) -> bytes:
+async def _keys(ctx: RequestContext, path: str) -> PublicDocument:
     loaded = await ctx.services.wallet_address_keys.get_or_load(path, partial(_keys_document, ctx))
     return await _require(ctx, loaded)
 
@@ -91,20 +112,20 @@ async def get_wallet_address(ctx: RequestContext) -> Response:
     if html_template and _prefers_html(ctx):
         location = _html_location(html_template, f"{ctx.settings.public_url}{path}", path)
         return RedirectResponse(location, status_code=302, headers=_cache_headers(ctx))
-    return _json(document, ctx)
+    return document
 
 
 async def get_wallet_address_keys(ctx: RequestContext) -> Response:
     path = ctx.wallet_address_path
     assert path is not None
-    return _json(await _keys(ctx, path), ctx)
+    return await _keys(ctx, path)
 
 
 async def get_wallet_address_did_document(ctx: RequestContext) -> Response:
     """A did:web document whose verification methods are the wallet address's keys."""
     path = ctx.wallet_address_path
     assert path is not None
-    keys = orjson.loads(await _keys(ctx, path))
+    keys = orjson.loads((await _keys(ctx, path)).body)
     did = did_web_identifier(f"{ctx.settings.public_url}{path}")
     methods = [
         {
@@ -125,7 +146,7 @@ async def get_wallet_address_did_document(ctx: RequestContext) -> Response:
         "assertionMethod": [m["id"] for m in methods],
         "authentication": [m["id"] for m in methods],
     }
-    return _json(orjson.dumps(document), ctx)
+    return _document(orjson.dumps(document), ctx)
 
 
 def did_web_identifier(url: str) -> str:
@@ -134,3 +155,25 @@ def did_web_identifier(url: str) -> str:
     host, _, path = without_scheme.partition("/")
     segments = [quote(host, safe="")] + [s for s in path.split("/") if s]
     return "did:web:" + ":".join(segments)
+
+
+def _from_memory(cache_name: str) -> FastPath:
+    def answer(services: Any, settings: Settings, match: Match, scope: Scope) -> Response | None:
+        if settings.wallet_address_html_url and _scope_prefers_html(scope):
+            return None
+        found, document = getattr(services, cache_name).peek(match.wallet_address_path)
+        return document if found else None
+
+    return answer
+
+
+def _scope_prefers_html(scope: Scope) -> bool:
+    return _accept_prefers_html(Headers(scope=scope).get("accept", ""))
+
+
+# Plain GETs of documents this process holds are answered without reading the request
+# (the router's fast path); misses, 404s and HTML redirects take the full path.
+FAST_PATHS: dict[str, FastPath] = {
+    "get-wallet-address": _from_memory("wallet_address_documents"),
+    "get-wallet-address-keys": _from_memory("wallet_address_keys"),
+}

@@ -190,3 +190,35 @@ async def test_the_test_client_rejects_a_document_that_breaks_the_spec(
     monkeypatch.setitem(app.state.router.handlers, "get-wallet-address", without_asset_code)
     with pytest.raises(ResponseViolation, match="assetCode"):
         await client.get("/alice")
+
+
+async def test_the_fast_path_sends_what_the_full_path_sent(
+    app: Starlette, client: CheckedClient, seeded: Seeded
+) -> None:
+    # The first GET loads through the handler; the second is answered from memory.
+    for path in ("/alice", "/alice/jwks.json"):
+        first = await client.get(path)
+        second = await client.get(path)
+        assert second.content == first.content
+        assert second.headers.multi_items() == first.headers.multi_items()
+    # A remembered 404 and a query string both take the full path, with the error body.
+    assert (await client.get("/nobody")).status_code == 404
+    again = await client.get("/nobody")
+    assert again.status_code == 404 and again.json()["error"]["code"] == "not_found"
+    assert (await client.get("/alice?x=1")).status_code == 200
+
+
+async def test_a_cached_document_still_redirects_browsers(tmp_path: Path) -> None:
+    settings = Settings(
+        public_url=PUBLIC_URL, data_dir=tmp_path, wallet_address_html_url="https://b.example/%wp"
+    )
+    await upgrade(settings)
+    app = build_app(settings)
+    await seed(app)
+    async with CheckedClient(app) as client:
+        assert (
+            await client.get("/alice", headers={"Accept": "application/json"})
+        ).status_code == 200
+        html = await client.get("/alice", headers={"Accept": "text/html"})
+        assert html.status_code == 302 and html.headers["location"] == "https://b.example//alice"
+    await app.state.services.close()
