@@ -19,6 +19,7 @@ from typing import Any
 from tests.bench import report, wrk
 from tests.bench.loadgen import RequestSpec
 from tests.bench.servers import REPO_ROOT, SERVERS, RunningServer, ServerError, running
+from tests.bench.startup import sandbox_startup_figures
 from tests.bench.workloads import ACCEPTANCE, WORKLOADS, Workload
 
 DEFAULT_DURATION_S = 10.0
@@ -293,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
             f"acceptance: {verdict['workload']} / {verdict['baseline']} = {verdict['ratio']:.2f} "
             f"(target >= {verdict['target']:.2f}): {'met' if verdict['met'] else 'NOT met'}"
         )
+    startup = sandbox_startup_figures()
+    notes.append(
+        f"opase sandbox, launch to both ASEs answering: median {startup['median_s']:.2f} s, "
+        f"max {startup['max_s']:.2f} s over 3 launches (target < 2 s)"
+    )
     print("\n".join(notes))
 
     if args.json:
@@ -312,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                     "requests_max": args.requests_max,
                 },
                 "acceptance": verdict,
+                "sandbox_startup": startup,
                 "results": [{k: v for k, v in r.items() if k != "raw"} for r in results],
                 "wrk_output": {r["workload"]: r["raw"] for r in results if "raw" in r},
             },
