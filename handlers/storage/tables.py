@@ -20,7 +20,8 @@ from sqlmodel import Field, SQLModel
 
 WALLET_ADDRESS_STATUSES: Final = ("active", "inactive")
 KEY_STATUSES: Final = ("active", "revoked")
-LEDGER_ACCOUNT_KINDS: Final = ("wallet", "settlement")
+LEDGER_ACCOUNT_KINDS: Final = ("wallet", "settlement", "fees", "peer_liquidity")
+LEDGER_TRANSFER_KINDS: Final = ("posted", "pending", "post_pending", "void_pending")
 
 ASSET_CODE_LENGTH_MIN: Final = 3
 ASSET_CODE_LENGTH_MAX: Final = 12
@@ -28,6 +29,7 @@ ASSET_SCALE_MAX: Final = 255
 WALLET_ADDRESS_PATH_LENGTH_MAX: Final = 255
 AMOUNT_MINOR_MAX: Final = 2**63 - 1
 """The largest BIGINT: no single amount, and no balance, may exceed it."""
+LEDGER_MEMO_LENGTH_MAX: Final = 255
 
 
 def utc_now() -> datetime:
@@ -78,6 +80,13 @@ def _id_field() -> Any:
 
 def _created_at_field() -> Any:
     return Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
+
+
+def _running_sum_field() -> Any:
+    # The server default fills the rows that existed before the column (migration 0002).
+    return Field(
+        default=0, sa_type=sa.BigInteger, nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
 
 
 class Asset(SQLModel, table=True):
@@ -169,26 +178,60 @@ class WalletAddressKey(SQLModel, table=True):
 
 
 class LedgerAccount(SQLModel, table=True):
-    """One side of double-entry transfers: a wallet address's money, or the ASE's
-    settlement account of an asset (money that entered or left the ledger)."""
+    """One side of double-entry transfers: a wallet address's money; per asset, the ASE's
+    settlement account (the mirror of money that entered or left the ledger) and its fees
+    account; or a peer's liquidity on a payment rail.
+
+    The four running sums are TigerBeetle's model: they only grow (a pending amount shrinks
+    when it is posted or voided), each stays within BIGINT, and the ledger updates them in the
+    same transaction as the transfer that moves them. The transfer history can recompute them
+    (`opase.ledger.audit`). The posted balance is `credits_posted_minor - debits_posted_minor`.
+    """
 
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         sa.UniqueConstraint("wallet_address_id", name="uq_ledger_accounts_wallet_address_id"),
+        # A peer holds at most one liquidity account per asset; NULL peer ids (not yet
+        # assigned) are distinct on both databases.
+        sa.UniqueConstraint("peer_id", "asset_id", name="uq_ledger_accounts_peer_id_asset_id"),
         sa.CheckConstraint(_one_of("kind", LEDGER_ACCOUNT_KINDS), name="ck_ledger_accounts_kind"),
-        # Wallet accounts belong to a wallet address; settlement accounts to nobody.
+        # Wallet accounts belong to a wallet address; the ASE's own accounts to nobody.
         sa.CheckConstraint(
             "(kind = 'wallet') = (wallet_address_id IS NOT NULL)",
             name="ck_ledger_accounts_wallet_address_id",
         ),
-        # One settlement account per asset: `settlement_account` relies on it to get or create
-        # without a race.
+        sa.CheckConstraint(
+            "peer_id IS NULL OR kind = 'peer_liquidity'", name="ck_ledger_accounts_peer_id"
+        ),
+        # NULL is "no limit", and only the settlement account has none: it mirrors every
+        # deposit, so it goes as far below zero as the ASE holds money.
+        sa.CheckConstraint(
+            "(kind = 'settlement') = (credit_limit_minor IS NULL)",
+            name="ck_ledger_accounts_credit_limit_minor_null",
+        ),
+        sa.CheckConstraint(
+            "credit_limit_minor >= 0", name="ck_ledger_accounts_credit_limit_minor_range"
+        ),
+        sa.CheckConstraint(
+            "debits_posted_minor >= 0 AND credits_posted_minor >= 0"
+            " AND debits_pending_minor >= 0 AND credits_pending_minor >= 0",
+            name="ck_ledger_accounts_sums_non_negative",
+        ),
+        # One settlement and one fees account per asset: the get-or-create functions rely on
+        # it to be race-free.
         sa.Index(
             "uq_ledger_accounts_settlement_asset_id",
             "asset_id",
             unique=True,
             sqlite_where=sa.text("kind = 'settlement'"),
             postgresql_where=sa.text("kind = 'settlement'"),
+        ),
+        sa.Index(
+            "uq_ledger_accounts_fees_asset_id",
+            "asset_id",
+            unique=True,
+            sqlite_where=sa.text("kind = 'fees'"),
+            postgresql_where=sa.text("kind = 'fees'"),
         ),
     )
 
@@ -198,23 +241,52 @@ class LedgerAccount(SQLModel, table=True):
     wallet_address_id: uuid.UUID | None = Field(
         default=None, foreign_key="wallet_addresses.id", sa_type=sa.Uuid, nullable=True
     )
+    peer_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid, nullable=True)
+    """The peer of a `peer_liquidity` account; there is no peers table yet, so no key."""
+    # No column default: the ORM would write it in place of an explicit None.
+    credit_limit_minor: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    """How far below zero the available balance may go; None: no limit. Every account states
+    its limit (a forgotten one is NULL, which the database refuses for any kind but
+    settlement)."""
+    debits_posted_minor: int = _running_sum_field()
+    credits_posted_minor: int = _running_sum_field()
+    debits_pending_minor: int = _running_sum_field()
+    credits_pending_minor: int = _running_sum_field()
     created_at: datetime = _created_at_field()
 
 
 class LedgerTransfer(SQLModel, table=True):
     """`amount_minor` moves from the debit account to the credit account. Rows are never
-    updated or deleted: balances are derived from them."""
+    updated or deleted: the accounts' running sums are derived from them.
+
+    Kinds: `posted` moves money at once; `pending` reserves it until `expires_at`; a
+    `post_pending` row posts all or part of its pending transfer (`pending_id`) and releases
+    the rest; a `void_pending` row releases all of it. A pending transfer is resolved at most
+    once: `pending_id` is unique.
+    """
 
     __tablename__ = "ledger_transfers"
     __table_args__ = (
         sa.UniqueConstraint("idempotency_key", name="uq_ledger_transfers_idempotency_key"),
+        sa.UniqueConstraint("pending_id", name="uq_ledger_transfers_pending_id"),
         sa.CheckConstraint("amount_minor > 0", name="ck_ledger_transfers_amount_minor_positive"),
         sa.CheckConstraint(
             "debit_account_id <> credit_account_id", name="ck_ledger_transfers_distinct_accounts"
         ),
+        sa.CheckConstraint(_one_of("kind", LEDGER_TRANSFER_KINDS), name="ck_ledger_transfers_kind"),
+        sa.CheckConstraint(
+            "(kind IN ('post_pending', 'void_pending')) = (pending_id IS NOT NULL)",
+            name="ck_ledger_transfers_pending_id",
+        ),
+        sa.CheckConstraint(
+            "(kind = 'pending') = (expires_at IS NOT NULL)", name="ck_ledger_transfers_expires_at"
+        ),
+        # The keyset of `list_transfers`: (created_at, id) is a total order.
+        sa.Index("ix_ledger_transfers_created_at_id", "created_at", "id"),
     )
 
     id: uuid.UUID = _id_field()
+    kind: str = Field(sa_type=sa.String(16), nullable=False)
     debit_account_id: uuid.UUID = Field(
         foreign_key="ledger_accounts.id", sa_type=sa.Uuid, nullable=False, index=True
     )
@@ -222,5 +294,19 @@ class LedgerTransfer(SQLModel, table=True):
         foreign_key="ledger_accounts.id", sa_type=sa.Uuid, nullable=False, index=True
     )
     amount_minor: int = Field(sa_type=sa.BigInteger, nullable=False)
+    pending_id: uuid.UUID | None = Field(
+        default=None,
+        sa_type=sa.Uuid,
+        nullable=True,
+        # Named, unlike the keys of 0001, so that migrations can drop it on both databases.
+        sa_column_args=[
+            sa.ForeignKey(
+                "ledger_transfers.id", name="fk_ledger_transfers_pending_id_ledger_transfers"
+            )
+        ],
+    )
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
     idempotency_key: str | None = Field(default=None, sa_type=sa.String(255), nullable=True)
+    """Unique per ledger; None only on the voids that expiry makes."""
+    memo: str | None = Field(default=None, sa_type=sa.String(LEDGER_MEMO_LENGTH_MAX), nullable=True)
     created_at: datetime = _created_at_field()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from opase.ledger.service import (
+    BalanceOverflow,
     IdempotencyKeyReused,
     account_balance_minor,
     balance_minor,
@@ -175,11 +176,13 @@ async def test_largest_amount_is_exact_and_balances_cannot_overflow(
         # BIGINT round trip, no float on the way: 2**63-1 is not representable as a double.
         assert await balance_minor(session, alice) == AMOUNT_MINOR_MAX
         before = await _state(session)
-        with pytest.raises(ValueError, match="balance"):
+        # Both the wallet's credits and the settlement account's debits would overflow.
+        with pytest.raises(BalanceOverflow, match="above 9223372036854775807"):
             await deposit(session, alice, 1, "one more")
         assert await _state(session) == before
-        # The asset's settlement account is at -(2**63-1): no wallet of it may receive more.
-        with pytest.raises(ValueError, match="total balance"):
+        # The asset's settlement account has posted 2**63-1 of debits: no wallet of the asset
+        # may receive more. BalanceOverflow is a ValueError, for callers that map those.
+        with pytest.raises(ValueError, match="debits_posted_minor of settlement account"):
             await deposit(session, bob, 1, "bob")
         assert await _state(session) == before
         assert sum(before[1].values()) == 0
@@ -202,8 +205,8 @@ async def test_settlement_account_is_one_per_asset(
     async with sessions() as session:
         assert (await settlement_account(session, usd.id)).id == first.id
         # The partial unique index holds even for writers that bypass the service.
-        session.add(LedgerAccount(asset_id=usd.id, kind="settlement"))
-        with pytest.raises(IntegrityError):
+        session.add(LedgerAccount(asset_id=usd.id, kind="settlement", credit_limit_minor=None))
+        with pytest.raises(IntegrityError, match=r"(?i)unique"):
             await session.flush()
 
 
@@ -222,10 +225,17 @@ async def test_account_kind_constraints(
     async with sessions() as session:
         asset_id = (await wallet_account(session, alice)).asset_id
         wallet_address_id = alice if of_wallet_address else None
+        # A valid limit for the kind, so that only the kind or its wallet address is wrong.
+        credit_limit_minor = None if kind == "settlement" else 0
         session.add(
-            LedgerAccount(asset_id=asset_id, kind=kind, wallet_address_id=wallet_address_id)
+            LedgerAccount(
+                asset_id=asset_id,
+                kind=kind,
+                wallet_address_id=wallet_address_id,
+                credit_limit_minor=credit_limit_minor,
+            )
         )
-        with pytest.raises(IntegrityError):
+        with pytest.raises(IntegrityError, match=r"(?i)check"):
             await session.flush()
 
 
