@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from opase import __version__
+from opase.admin_cli import add_admin_parser
 from opase.settings import Settings
 
 ADMIN_STOP_TIMEOUT_S = 10
@@ -125,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--data-dir", type=Path, default=Path(".opase/sandbox"))
     sandbox.add_argument("--manifest", type=Path, help="also write the manifest JSON here")
     sandbox.set_defaults(run=command_sandbox)
+
+    add_admin_parser(commands)
     return parser
 
 

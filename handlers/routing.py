@@ -35,6 +35,7 @@ from opase.errors import (
     internal_error_response,
 )
 from opase.generated.routes import OPERATIONS, Operation
+from opase.idempotency import IDEMPOTENCY_HEADER, remember, request_sha256, stored_answer
 from opase.security import Authenticator
 from opase.settings import Settings
 from opase.validation import RequestValidator, load_validators
@@ -59,6 +60,7 @@ class RequestContext:
     query: dict[str, Any] = field(default_factory=dict)
     header_params: dict[str, str] = field(default_factory=dict)
     """Declared header parameters, validated, by lower-case name (e.g. `idempotency-key`)."""
+    raw_body: bytes = b""
     document: Any = None
     """The validated JSON body."""
     body: Any = None
@@ -237,13 +239,26 @@ class Router:
             match = self.match(request.method, raw_path, request.headers.get("host", ""))
             self.authenticator.authenticate(match.operation, request.headers)
             context = await self._context(match, request, raw_path)
-            reply = await self.handlers[match.operation.operation_id](context)
-            response = self._render(match.operation, reply)
+            response = await self._answer(match.operation, context, raw_path)
         except OpaseError as exc:
             return error_response(exc, auth_server_url=self.settings.auth_server_url)
         if self.response_checker is not None:
             self.response_checker.check_live(match, request, response)
         return response
+
+    async def _answer(
+        self, operation: Operation, context: RequestContext, raw_path: str
+    ) -> Response:
+        key = context.header_params.get(IDEMPOTENCY_HEADER)
+        if key is None:
+            return self._render(operation, await self.handlers[operation.operation_id](context))
+        sessions = self.services.sessions
+        fingerprint = request_sha256(operation.method, raw_path, context.raw_body)
+        stored = await stored_answer(sessions, key, fingerprint)
+        if stored is not None:
+            return stored
+        response = self._render(operation, await self.handlers[operation.operation_id](context))
+        return await remember(sessions, key, fingerprint, response)
 
     async def _context(self, match: Match, request: Request, raw_path: str) -> RequestContext:
         validator = self.validators[match.operation.operation_id]
@@ -266,6 +281,7 @@ class Router:
             path_params=validator.path_params(match.path_params),
             query=validator.query_params(pairs),
             header_params=validator.header_params(headers),
+            raw_body=body,
             document=document,
             body=model,
             wallet_address_path=match.wallet_address_path,

@@ -16,15 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from opase.errors import Conflict, InvalidRequest, NotFound
-from opase.ledger import service as ledger
+from opase.ledger import (
+    IdempotencyKeyReused,
+    InsufficientFunds,
+    PendingExpired,
+    TransferNotPending,
+)
 from opase.routing import RequestContext
 from opase.wallets.service import WalletAddressAdminRecord
 
-CONFLICTS: tuple[type[Exception], ...] = tuple(
-    getattr(ledger, name)
-    for name in ("IdempotencyKeyReused", "InsufficientFunds")
-    if hasattr(ledger, name)
-)
+# Refusals that depend on the state, not on the input: a retry could succeed later.
+CONFLICTS = (IdempotencyKeyReused, InsufficientFunds, TransferNotPending, PendingExpired)
 
 
 @asynccontextmanager

@@ -310,3 +310,16 @@ class LedgerTransfer(SQLModel, table=True):
     """Unique per ledger; None only on the voids that expiry makes."""
     memo: str | None = Field(default=None, sa_type=sa.String(LEDGER_MEMO_LENGTH_MAX), nullable=True)
     created_at: datetime = _created_at_field()
+
+
+class IdempotentResponse(SQLModel, table=True):
+    """The first answer to a request that carried an Idempotency-Key: a repeat with the same
+    key and the same request gets it again; the same key on another request is refused."""
+
+    __tablename__ = "idempotent_responses"
+
+    idempotency_key: str = Field(sa_column=sa.Column(sa.String(200), primary_key=True))
+    request_sha256: str = Field(sa_column=sa.Column(sa.String(64), nullable=False))
+    status_code: int = Field(sa_column=sa.Column(sa.SmallInteger, nullable=False))
+    body: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    created_at: datetime = _created_at_field()

@@ -284,3 +284,20 @@ async def update_public_name(
     wallet_address.public_name = public_name
     wallet_address.updated_at = utc_now()
     await session.flush()
+
+
+async def wallet_address_id_by_path(session: AsyncSession, path: str) -> uuid.UUID:
+    """The wallet address at `path`, whatever its status (the back office sees them all)."""
+    query = select(WalletAddress.id).where(col(WalletAddress.path) == path)
+    found = (await session.execute(query)).scalar_one_or_none()
+    if found is None:
+        raise LookupError(f"no wallet address at {path}")
+    return found
+
+
+async def asset_by_code(session: AsyncSession, code: str, scale: int) -> Asset:
+    query = select(Asset).where(col(Asset.code) == code, col(Asset.scale) == scale)
+    asset = (await session.execute(query)).scalar_one_or_none()
+    if asset is None:
+        raise LookupError(f"no asset {code} with scale {scale}")
+    return asset

@@ -184,3 +184,37 @@ async def test_bad_keys_are_refused(
     response = await admin.post(f"/wallet-addresses/{wallet['id']}/keys", json={"jwk": jwk})
     assert response.status_code == 400, response.text
     assert (await public.get("/alice/jwks.json")).json() == {"keys": []}
+
+
+async def test_a_repeated_post_gets_the_first_answer_and_changes_nothing(
+    admin: CheckedClient,
+) -> None:
+    headers = {"Idempotency-Key": "asset-usd"}
+    first = await admin.post("/assets", json={"code": "USD", "scale": 2}, headers=headers)
+    again = await admin.post("/assets", json={"code": "USD", "scale": 2}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    other = await admin.post("/assets", json={"code": "EUR", "scale": 2}, headers=headers)
+    assert other.status_code == 409 and "different request" in other.text
+    assert [a["code"] for a in (await admin.get("/assets")).json()["result"]] == ["USD"]
+    # A refusal is not stored: the same key may carry the corrected request.
+    bad = await admin.post(
+        "/assets", json={"code": "x", "scale": 2}, headers={"Idempotency-Key": "k2"}
+    )
+    fixed = await admin.post(
+        "/assets", json={"code": "GBP", "scale": 2}, headers={"Idempotency-Key": "k2"}
+    )
+    assert (bad.status_code, fixed.status_code) == (400, 201)
+
+
+async def test_a_repeated_key_generation_returns_the_same_key_once(
+    admin: CheckedClient, public: CheckedClient
+) -> None:
+    wallet = await create_wallet(admin)
+    url = f"/wallet-addresses/{wallet['id']}/keys"
+    headers = {"Idempotency-Key": "gen-1"}
+    first = await admin.post(url, json={"generate": True}, headers=headers)
+    again = await admin.post(url, json={"generate": True}, headers=headers)
+    assert first.json() == again.json()
+    assert len((await public.get("/alice/jwks.json")).json()["keys"]) == 1
+
