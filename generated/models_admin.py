@@ -6,13 +6,30 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt, StrictStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+)
 
 
 class IdempotencyKey(RootModel[StrictStr]):
     root: Annotated[
         StrictStr, Field(max_length=200, min_length=1, pattern='^[\\x21-\\x7e]+$')
     ]
+
+
+class AssetCode(RootModel[StrictStr]):
+    root: Annotated[StrictStr, Field(pattern='^[A-Z0-9]{3,12}$')]
+    """
+    ISO 4217 code where there is one (USD), else an upper-case code.
+    """
 
 
 class Asset(BaseModel):
@@ -34,10 +51,17 @@ class WalletAddress(BaseModel):
     id: UUID
     url: StrictStr
     path: Annotated[
-        StrictStr, Field(max_length=255, min_length=2, pattern='^(/[A-Za-z0-9._~-]+)+$')
+        StrictStr,
+        Field(
+            max_length=255,
+            min_length=2,
+            pattern='^(/([A-Za-z0-9_~-][A-Za-z0-9._~-]*|\\.[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\\.\\.[A-Za-z0-9._~-]+))+$',
+        ),
     ]
     """
-    The URL path under the public URL; `jwks.json` and `did.json` are reserved last segments.
+    The URL path under the public URL; `jwks.json` and `did.json` are reserved last segments,
+    and `.` and `..` segments are refused (clients collapse them, so the URL would name
+    another path).
     """
     publicName: StrictStr | None = None
     assetId: UUID
@@ -67,6 +91,13 @@ class JsonWebKey(BaseModel):
     x: Annotated[StrictStr, Field(pattern='^[A-Za-z0-9_-]{43}$')]
     """
     The base64url (unpadded) Ed25519 public key, 32 bytes.
+    """
+
+
+class LedgerAmount(RootModel[StrictStr]):
+    root: Annotated[StrictStr, Field(pattern='^[1-9][0-9]{0,18}$')]
+    """
+    A positive amount in minor units, at most 9223372036854775807 (2^63 - 1), what the ledger holds.
     """
 
 
@@ -117,6 +148,92 @@ class Balance(BaseModel):
     """
 
 
+class PageInfo(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    hasNextPage: StrictBool
+    endCursor: Annotated[
+        StrictStr | None,
+        Field(max_length=200, min_length=1, pattern='^[A-Za-z0-9_-]+$'),
+    ] = None
+    """
+    Where this page ended: pass it as `cursor` for the next page. Absent only on an
+    empty first page.
+    """
+
+
+class WalletAddressTransfer(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: UUID
+    amount: Annotated[StrictStr, Field(pattern='^[0-9]{1,20}$')]
+    direction: Literal['credit', 'debit']
+    """
+    credit adds to the wallet address's balance, debit takes from it.
+    """
+    state: Literal['posted', 'pending', 'voided']
+    """
+    pending is a reservation not yet posted or voided.
+    """
+    createdAt: AwareDatetime
+    memo: StrictStr | None = None
+
+
+class Fee(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    kind: Literal['sending', 'receiving']
+    fixed: Annotated[StrictStr, Field(pattern='^[0-9]{1,20}$')]
+    basisPoints: Annotated[StrictInt, Field(ge=0, le=10000)]
+    """
+    Hundredths of a percent of the amount (10000 is 100%).
+    """
+    updatedAt: AwareDatetime
+
+
+class ExchangeRate(RootModel[StrictStr]):
+    root: Annotated[
+        StrictStr,
+        Field(
+            max_length=19,
+            pattern='^([1-9][0-9]{0,17}(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)$',
+        ),
+    ]
+    """
+    A positive decimal of at most 18 digits in all, with no sign, exponent or spaces:
+    `0.92`, `1`, `15640.5`.
+    """
+
+
+class ExchangeRates(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    base: Annotated[StrictStr, Field(pattern='^[A-Z0-9]{3,12}$')]
+    """
+    ISO 4217 code where there is one (USD), else an upper-case code.
+    """
+    rates: Annotated[
+        dict[
+            Annotated[str, StringConstraints(pattern=r'^[A-Z0-9]{3,12}$', strict=True)],
+            ExchangeRate,
+        ],
+        Field(max_length=500),
+    ]
+
+
+class Webhook(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    url: StrictStr
+    secretSet: StrictBool
+    updatedAt: AwareDatetime
+
+
 class Error(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -164,10 +281,17 @@ class CreateWalletAddressRequest(BaseModel):
         extra='forbid',
     )
     path: Annotated[
-        StrictStr, Field(max_length=255, min_length=2, pattern='^(/[A-Za-z0-9._~-]+)+$')
+        StrictStr,
+        Field(
+            max_length=255,
+            min_length=2,
+            pattern='^(/([A-Za-z0-9_~-][A-Za-z0-9._~-]*|\\.[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\\.\\.[A-Za-z0-9._~-]+))+$',
+        ),
     ]
     """
-    The URL path under the public URL; `jwks.json` and `did.json` are reserved last segments.
+    The URL path under the public URL; `jwks.json` and `did.json` are reserved last segments,
+    and `.` and `..` segments are refused (clients collapse them, so the URL would name
+    another path).
     """
     assetId: UUID
     publicName: Annotated[StrictStr | None, Field(max_length=200, min_length=1)] = None
@@ -213,4 +337,75 @@ class AddWalletAddressKeyResponse(BaseModel):
     privateKeyPem: StrictStr | None = None
     """
     PKCS#8 PEM of a generated key; shown this once only.
+    """
+
+
+class ListWalletAddressTransfersParametersQuery(BaseModel):
+    first: Annotated[StrictInt | None, Field(ge=1, le=100)] = 20
+    cursor: Annotated[
+        StrictStr | None,
+        Field(max_length=200, min_length=1, pattern='^[A-Za-z0-9_-]+$'),
+    ] = None
+    """
+    An opaque page cursor (`pageInfo.endCursor`).
+    """
+
+
+class ListWalletAddressTransfersResponse(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    result: Annotated[list[WalletAddressTransfer], Field(max_length=100)]
+    pageInfo: PageInfo
+
+
+class ListAssetFeesResponse(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    result: Annotated[list[Fee], Field(max_length=2)]
+
+
+class SetAssetFeeRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    fixed: Literal['0'] | LedgerAmount
+    """
+    The fixed part of a fee in minor units, "0" or a ledger amount.
+    """
+    basisPoints: Annotated[StrictInt, Field(ge=0, le=10000)]
+    """
+    Hundredths of a percent of the amount (10000 is 100%).
+    """
+
+
+class GetExchangeRatesParametersQuery(BaseModel):
+    base: Annotated[StrictStr, Field(pattern='^[A-Z0-9]{3,12}$')]
+    """
+    ISO 4217 code where there is one (USD), else an upper-case code.
+    """
+
+
+class SetWebhookRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    url: Annotated[
+        StrictStr,
+        Field(
+            max_length=2048,
+            pattern="^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(/([A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?(\\?([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*)?$",
+        ),
+    ]
+    """
+    An absolute http or https URL with a host name or IPv4 address, no user-info or
+    fragment; other characters percent-encoded.
+    """
+    secret: Annotated[
+        StrictStr | None,
+        Field(max_length=200, min_length=16, pattern='^[\\x21-\\x7e]+$'),
+    ] = None
+    """
+    The key events will be signed with (HMAC); printable ASCII, at least 16 characters.
     """

@@ -36,6 +36,7 @@ from opase.errors import (
 )
 from opase.generated.routes import OPERATIONS, Operation
 from opase.idempotency import IDEMPOTENCY_HEADER, remember, request_sha256, stored_answer
+from opase.limits import read_bounded
 from opase.security import Authenticator
 from opase.settings import Settings
 from opase.validation import RequestValidator, load_validators
@@ -318,17 +319,12 @@ def _raw_path_of_scope(scope: Scope) -> str:
 
 
 async def _read_body(request: Request, size_bytes_max: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > size_bytes_max:
-        raise PayloadTooLarge(f"request body exceeds {size_bytes_max} bytes")
-    chunks = []
-    size_bytes = 0
-    async for chunk in request.stream():
-        size_bytes += len(chunk)
-        if size_bytes > size_bytes_max:
-            raise PayloadTooLarge(f"request body exceeds {size_bytes_max} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_bounded(
+        request.stream(),
+        declared_length=request.headers.get("content-length"),
+        size_bytes_max=size_bytes_max,
+        too_large=lambda: PayloadTooLarge(f"request body exceeds {size_bytes_max} bytes"),
+    )
 
 
 def render_unhandled(request: Request, exc: Exception) -> Response:

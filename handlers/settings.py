@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     process may serve them from memory after a change made by another process."""
     wallet_address_cache_count_max: int = Field(default=10_000, ge=0)
 
+    # Exchange rates: the static table (admin API), or a provider when this is set.
+    exchange_rates_url: str | None = None
+    """A provider answering `GET <url>?base=USD` with `{"base": "USD", "rates": {"EUR":
+    "0.92", ...}}` (decimal strings or JSON numbers); when set, payments use its rates and
+    the static table is not consulted. Unset: the static table set through the admin API."""
+    exchange_rates_cache_s: int = Field(default=60, ge=0)
+    """How long this process reuses a provider's answer for one base; 0 fetches every time."""
+
     # Browser clients read wallet addresses cross-origin.
     cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"])
 
@@ -84,6 +92,12 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url_is_base(cls, value: str) -> str:
         return check_base_url(value)
+
+    @field_validator("exchange_rates_url")
+    @classmethod
+    def _exchange_rates_url_is_base(cls, value: str | None) -> str | None:
+        # `?base=` is appended, so the URL has no query of its own.
+        return None if value is None else check_base_url(value)
 
     @model_validator(mode="after")
     def _derive_server_urls(self) -> Settings:

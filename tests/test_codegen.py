@@ -29,6 +29,8 @@ IMPLEMENTED_OPERATIONS = {
     "list-assets", "create-asset", "create-wallet-address", "get-wallet-address-admin",
     "update-wallet-address", "deactivate-wallet-address", "add-wallet-address-key",
     "revoke-wallet-address-key", "create-deposit", "create-withdrawal", "get-balance",
+    "list-wallet-address-transfers", "list-asset-fees", "set-asset-fee", "get-exchange-rates",
+    "set-exchange-rates", "get-webhook", "set-webhook",
 }  # fmt: skip
 
 

@@ -323,3 +323,88 @@ class IdempotentResponse(SQLModel, table=True):
     status_code: int = Field(sa_column=sa.Column(sa.SmallInteger, nullable=False))
     body: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
     created_at: datetime = _created_at_field()
+
+
+FEE_KINDS: Final = ("sending", "receiving")
+BASIS_POINTS_MAX: Final = 10_000
+"""100%: a fee's proportional part is at most the whole amount."""
+EXCHANGE_RATE_LENGTH_MAX: Final = 19
+"""A rate's decimal text: at most 18 digits and a point."""
+WEBHOOK_URL_LENGTH_MAX: Final = 2048
+WEBHOOK_SECRET_LENGTH_MAX: Final = 200
+WEBHOOK_ENDPOINT_ID: Final = 1
+"""The id of the one row of `webhook_endpoints`."""
+
+
+class AssetFee(SQLModel, table=True):
+    """What the ASE charges on a payment in an asset, per side (`kind`): `fixed_minor` plus
+    `basis_points` hundredths of a percent of the amount. A side without a row charges
+    nothing."""
+
+    __tablename__ = "fees"
+    __table_args__ = (
+        sa.UniqueConstraint("asset_id", "kind", name="uq_fees_asset_id_kind"),
+        sa.CheckConstraint(_one_of("kind", FEE_KINDS), name="ck_fees_kind"),
+        sa.CheckConstraint("fixed_minor >= 0", name="ck_fees_fixed_minor_range"),
+        sa.CheckConstraint(
+            f"basis_points BETWEEN 0 AND {BASIS_POINTS_MAX}", name="ck_fees_basis_points_range"
+        ),
+    )
+
+    id: uuid.UUID = _id_field()
+    asset_id: uuid.UUID = Field(
+        sa_type=sa.Uuid,
+        nullable=False,
+        # Named so that a later migration can refer to it on both databases.
+        sa_column_args=[sa.ForeignKey("assets.id", name="fk_fees_asset_id_assets")],
+    )
+    kind: str = Field(sa_type=sa.String(16), nullable=False)
+    fixed_minor: int = Field(sa_type=sa.BigInteger, nullable=False)
+    basis_points: int = Field(sa_type=sa.Integer, nullable=False)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
+
+
+class ExchangeRate(SQLModel, table=True):
+    """A static rate: one unit of `base_code` is worth `rate` units of `counter_code`.
+
+    Codes, not asset ids: a payment may convert to an asset this ASE does not hold. The rate
+    is decimal text (`0.92`), never a float; SQLite has no exact decimal type (its NUMERIC
+    affinity turns `0.92` into a binary float), so both databases store the text.
+    """
+
+    __tablename__ = "exchange_rates"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "base_code", "counter_code", name="uq_exchange_rates_base_code_counter_code"
+        ),
+        sa.CheckConstraint(
+            f"length(rate) BETWEEN 1 AND {EXCHANGE_RATE_LENGTH_MAX}",
+            name="ck_exchange_rates_rate_length",
+        ),
+    )
+
+    id: uuid.UUID = _id_field()
+    base_code: str = Field(sa_type=sa.String(ASSET_CODE_LENGTH_MAX), nullable=False)
+    counter_code: str = Field(sa_type=sa.String(ASSET_CODE_LENGTH_MAX), nullable=False)
+    rate: str = Field(sa_type=sa.String(EXCHANGE_RATE_LENGTH_MAX), nullable=False)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """Where events are sent: one row at most (id 1), replaced as a whole."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        sa.CheckConstraint(f"id = {WEBHOOK_ENDPOINT_ID}", name="ck_webhook_endpoints_one_row"),
+    )
+
+    id: int = Field(
+        default=WEBHOOK_ENDPOINT_ID,
+        sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False),
+    )
+    url: str = Field(sa_type=sa.String(WEBHOOK_URL_LENGTH_MAX), nullable=False)
+    secret: str | None = Field(
+        default=None, sa_type=sa.String(WEBHOOK_SECRET_LENGTH_MAX), nullable=True
+    )
+    """The HMAC key events will be signed with: kept as given, because signing needs it."""
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)

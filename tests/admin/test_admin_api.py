@@ -40,7 +40,7 @@ async def test_every_admin_operation_needs_a_valid_key(
 
 
 def test_the_admin_spec_is_fully_routed() -> None:
-    assert len(ADMIN_OPERATIONS) == 11
+    assert len(ADMIN_OPERATIONS) == 18
     assert all(op.security == ("adminApiKey",) for op in ADMIN_OPERATIONS)
 
 
@@ -218,3 +218,15 @@ async def test_a_repeated_key_generation_returns_the_same_key_once(
     assert first.json() == again.json()
     assert len((await public.get("/alice/jwks.json")).json()["keys"]) == 1
 
+
+def test_every_operation_taking_an_idempotency_key_declares_the_409_of_a_reused_key() -> None:
+    from opase.validation import load_validators
+
+    validators = load_validators(tuple(ADMIN_OPERATIONS))
+    keyed = [
+        op
+        for op in ADMIN_OPERATIONS
+        if "idempotency-key" in validators[op.operation_id].header_names
+    ]
+    assert len(keyed) >= 6
+    assert [op.operation_id for op in keyed if 409 not in op.response_statuses] == []

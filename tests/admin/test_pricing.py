@@ -1,0 +1,263 @@
+"""Fees per asset and static exchange rates through the admin API: set, read, replaced as a
+whole; bad input refused with nothing changed; the fee arithmetic exact and rounded up."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+
+from opase.pricing import fees as fee_service
+from opase.pricing import rates as rate_service
+from opase.storage.tables import AMOUNT_MINOR_MAX
+from tests.client import CheckedClient
+
+SOME_ID = "0b0e6f0e-3f4b-4a57-9d59-3c1d1b6f0a11"
+
+
+async def create_asset(admin: CheckedClient, code: str = "USD") -> str:
+    created = await admin.post("/assets", json={"code": code, "scale": 2})
+    assert created.status_code == 201, created.text
+    return created.json()["id"]  # type: ignore[no-any-return]
+
+
+# -- fees ---------------------------------------------------------------------------------
+
+
+async def test_fees_are_set_per_side_replaced_and_listed(
+    admin: CheckedClient, apps: tuple[Starlette, Starlette]
+) -> None:
+    asset_id = await create_asset(admin)
+    assert (await admin.get(f"/assets/{asset_id}/fees")).json() == {"result": []}
+    receiving = await admin.put(
+        f"/assets/{asset_id}/fees/receiving", json={"fixed": "0", "basisPoints": 0}
+    )
+    assert receiving.status_code == 200, receiving.text
+    sending = await admin.put(
+        f"/assets/{asset_id}/fees/sending", json={"fixed": "30", "basisPoints": 250}
+    )
+    assert sending.status_code == 200, sending.text
+    assert sending.json()["kind"] == "sending" and sending.json()["fixed"] == "30"
+    replaced = await admin.put(
+        f"/assets/{asset_id}/fees/sending",
+        json={"fixed": "9223372036854775807", "basisPoints": 10000},
+    )
+    assert replaced.status_code == 200, replaced.text
+    listed = (await admin.get(f"/assets/{asset_id}/fees")).json()["result"]
+    assert [(f["kind"], f["fixed"], f["basisPoints"]) for f in listed] == [
+        ("sending", "9223372036854775807", 10000),
+        ("receiving", "0", 0),
+    ]
+    async with apps[0].state.services.sessions() as session:
+        sending_fee = await fee_service.fee_for(session, uuid.UUID(asset_id), "sending")
+        assert sending_fee is not None
+        assert (sending_fee.fixed_minor, sending_fee.basis_points) == (AMOUNT_MINOR_MAX, 10000)
+        other_asset = uuid.UUID(await create_asset(admin, "EUR"))
+        assert await fee_service.fee_for(session, other_asset, "sending") is None
+
+
+async def test_fees_of_an_unknown_asset_are_404(admin: CheckedClient) -> None:
+    put = await admin.put(f"/assets/{SOME_ID}/fees/sending", json={"fixed": "1", "basisPoints": 1})
+    assert put.status_code == 404, put.text
+    assert (await admin.get(f"/assets/{SOME_ID}/fees")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"fixed": "0", "basisPoints": 10001},
+        {"fixed": "0", "basisPoints": -1},
+        {"fixed": "0", "basisPoints": 2.5},
+        {"fixed": "0", "basisPoints": "25"},
+        {"fixed": "-1", "basisPoints": 0},
+        {"fixed": "-0", "basisPoints": 0},
+        {"fixed": "01", "basisPoints": 0},
+        {"fixed": "1.5", "basisPoints": 0},
+        {"fixed": "1e3", "basisPoints": 0},
+        {"fixed": "", "basisPoints": 0},
+        {"fixed": 5, "basisPoints": 0},
+        {"fixed": 5.0, "basisPoints": 0},
+        {"fixed": "9223372036854775808", "basisPoints": 0},
+        {"fixed": "1"},
+        {"basisPoints": 1},
+        {"fixed": "1", "basisPoints": 1, "currency": "USD"},
+    ],
+)
+async def test_bad_fees_are_refused_and_change_nothing(
+    admin: CheckedClient, body: dict[str, Any]
+) -> None:
+    asset_id = await create_asset(admin)
+    url = f"/assets/{asset_id}/fees/sending"
+    assert (await admin.put(url, json={"fixed": "7", "basisPoints": 70})).status_code == 200
+    before = (await admin.get(f"/assets/{asset_id}/fees")).json()
+    response = await admin.put(url, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert (await admin.get(f"/assets/{asset_id}/fees")).json() == before
+
+
+async def test_an_unknown_fee_kind_is_refused(admin: CheckedClient) -> None:
+    asset_id = await create_asset(admin)
+    body = {"fixed": "1", "basisPoints": 1}
+    assert (await admin.put(f"/assets/{asset_id}/fees/other", json=body)).status_code == 400
+    assert (await admin.get(f"/assets/{asset_id}/fees")).json() == {"result": []}
+
+
+def a_fee(fixed_minor: int, basis_points: int) -> fee_service.Fee:
+    return fee_service.Fee(uuid.uuid4(), "sending", fixed_minor, basis_points, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fixed_minor", "basis_points", "amount_minor", "expected_minor"),
+    [
+        (0, 0, 1000, 0),
+        (30, 250, 1000, 55),  # 30 + 2.5% of 1000
+        (30, 250, 1001, 56),  # 25.025 rounds up to 26
+        (0, 1, 1, 1),  # a hundredth of a percent of one unit is still a whole unit
+        (0, 1, 10000, 1),
+        (0, 1, 10001, 2),
+        (0, 10000, 12345, 12345),
+        (7, 99, 0, 7),  # no amount: the fixed part only
+    ],
+)
+def test_fee_minor_is_fixed_plus_the_rounded_up_proportion(
+    fixed_minor: int, basis_points: int, amount_minor: int, expected_minor: int
+) -> None:
+    assert fee_service.fee_minor(a_fee(fixed_minor, basis_points), amount_minor) == expected_minor
+
+
+def test_fee_minor_is_exact_at_the_largest_amounts() -> None:
+    # Through float, 2**63-1 times 9999 would lose its last digits.
+    for basis_points in (1, 9999, 10000):
+        exact = Fraction(AMOUNT_MINOR_MAX * basis_points, 10000)
+        expected_minor = -(-exact.numerator // exact.denominator)
+        fee = a_fee(AMOUNT_MINOR_MAX, basis_points)
+        assert fee_service.fee_minor(fee, AMOUNT_MINOR_MAX) == AMOUNT_MINOR_MAX + expected_minor
+
+
+@pytest.mark.parametrize(
+    ("amount", "error"),
+    [(-1, ValueError), (2**63, ValueError), (1.5, TypeError), (True, TypeError)],
+)
+def test_fee_minor_refuses_what_is_not_an_amount(amount: Any, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        fee_service.fee_minor(a_fee(0, 10), amount)
+
+
+# -- static exchange rates ----------------------------------------------------------------
+
+
+async def test_rates_are_set_read_canonical_and_replaced_per_base(
+    admin: CheckedClient, apps: tuple[Starlette, Starlette]
+) -> None:
+    assert (await admin.get("/exchange-rates?base=USD")).json() == {"base": "USD", "rates": {}}
+    body = {
+        "base": "USD",
+        "rates": {"EUR": "0.92", "JPY": "151.250", "BTC": "0.0000153", "IDR": "15640", "USD": "1"},
+    }
+    created = await admin.put("/exchange-rates", json=body)
+    assert created.status_code == 200, created.text
+    expected = {"EUR": "0.92", "JPY": "151.25", "BTC": "0.0000153", "IDR": "15640", "USD": "1"}
+    assert created.json() == {"base": "USD", "rates": expected}
+    assert (await admin.get("/exchange-rates", params={"base": "USD"})).json()["rates"] == expected
+    assert (await admin.get("/exchange-rates?base=EUR")).json()["rates"] == {}
+
+    async with apps[0].state.services.sessions() as session:
+        found = await rate_service.rates_for(apps[0].state.services.settings, session, "USD")
+    # Exact decimals; the rate from USD to itself is never used.
+    assert found == {
+        "BTC": Decimal("0.0000153"),
+        "EUR": Decimal("0.92"),
+        "IDR": Decimal(15640),
+        "JPY": Decimal("151.25"),
+    }
+    assert all(isinstance(rate, Decimal) for rate in found.values())
+
+    replaced = await admin.put("/exchange-rates", json={"base": "USD", "rates": {"GBP": "0.79"}})
+    assert replaced.json()["rates"] == {"GBP": "0.79"}
+    await admin.put("/exchange-rates", json={"base": "EUR", "rates": {"USD": "1.087"}})
+    assert (await admin.get("/exchange-rates?base=USD")).json()["rates"] == {"GBP": "0.79"}
+    cleared = await admin.put("/exchange-rates", json={"base": "USD", "rates": {}})
+    assert cleared.json()["rates"] == {}
+    assert (await admin.get("/exchange-rates?base=EUR")).json()["rates"] == {"USD": "1.087"}
+
+
+@pytest.mark.parametrize(
+    "rate",
+    [
+        "0", "0.0", "0.000", "-1", "-0.5", "+1", "1e5", "1E5", "1.5e-3", " 1", "1 ", "1.", ".5",
+        "01", "0x10", "NaN", "Infinity", "", "1,5",
+        "1234567890123456789",  # 19 digits
+        "0.123456789012345678",  # 18 digits after the point, 19 in all
+        0.92, 1, True, None,
+    ],
+)  # fmt: skip
+async def test_bad_rates_are_refused_and_change_nothing(admin: CheckedClient, rate: Any) -> None:
+    await admin.put("/exchange-rates", json={"base": "USD", "rates": {"EUR": "0.92"}})
+    response = await admin.put(
+        "/exchange-rates", json={"base": "USD", "rates": {"GBP": "0.79", "JPY": rate}}
+    )
+    assert response.status_code == 400, response.text
+    assert (await admin.get("/exchange-rates?base=USD")).json()["rates"] == {"EUR": "0.92"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"base": "usd", "rates": {"EUR": "0.92"}},
+        {"base": "US", "rates": {"EUR": "0.92"}},
+        {"base": "USD", "rates": {"eur": "0.92"}},
+        {"base": "USD", "rates": {"EU": "0.92"}},
+        {"base": "USD", "rates": [["EUR", "0.92"]]},
+        {"base": "USD", "rates": {f"C{n:03}": "1" for n in range(501)}},
+        {"base": "USD"},
+        {"rates": {"EUR": "0.92"}},
+        {"base": "USD", "rates": {}, "timestamp": 1},
+    ],
+)
+async def test_bad_rate_tables_are_refused_and_change_nothing(
+    admin: CheckedClient, body: dict[str, Any]
+) -> None:
+    await admin.put("/exchange-rates", json={"base": "USD", "rates": {"EUR": "0.92"}})
+    response = await admin.put("/exchange-rates", json=body)
+    assert response.status_code == 400, response.text
+    assert (await admin.get("/exchange-rates?base=USD")).json()["rates"] == {"EUR": "0.92"}
+
+
+async def test_reading_rates_needs_a_valid_base(admin: CheckedClient) -> None:
+    assert (await admin.get("/exchange-rates")).status_code == 400
+    assert (await admin.get("/exchange-rates?base=usd")).status_code == 400
+    assert (await admin.get("/exchange-rates?base=USD&base=EUR")).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [
+        (Decimal("0.920"), "0.92"),
+        (Decimal("1E+2"), "100"),
+        (Decimal("1.000"), "1"),
+        (Decimal("1E-17"), "0.00000000000000001"),
+    ],
+)
+def test_rate_text_is_canonical_fixed_point(rate: Decimal, text: str) -> None:
+    assert rate_service.rate_text(rate) == text
+    assert rate_service.parse_rate(text) == rate
+
+
+async def test_a_put_with_an_idempotency_key_answers_a_repeat_and_refuses_a_reuse(
+    admin: CheckedClient,
+) -> None:
+    asset_id = await create_asset(admin)
+    url = f"/assets/{asset_id}/fees/sending"
+    key = {"Idempotency-Key": "fee-1"}
+    first = await admin.put(url, json={"fixed": "5", "basisPoints": 5}, headers=key)
+    again = await admin.put(url, json={"fixed": "5", "basisPoints": 5}, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()  # the stored answer, updatedAt included
+    reused = await admin.put(url, json={"fixed": "6", "basisPoints": 5}, headers=key)
+    assert reused.status_code == 409, reused.text
+    assert (await admin.get(f"/assets/{asset_id}/fees")).json()["result"] == [first.json()]
