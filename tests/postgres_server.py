@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,10 @@ def _free_port() -> int:
         return port
 
 
+class PostgresUnavailable(Exception):
+    """No server can be had here; the message says what is missing."""
+
+
 def _as_server_user() -> list[str]:
     if os.geteuid() != 0:
         return []
@@ -54,7 +59,7 @@ def _as_server_user() -> list[str]:
     if setpriv:
         entry = pwd.getpwnam(UNPRIVILEGED_USER)
         return [setpriv, f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
-    pytest.skip("running as root without runuser or setpriv: cannot start PostgreSQL")
+    raise PostgresUnavailable("running as root without runuser or setpriv")
 
 
 def _run(command: list[str], cwd: Path) -> None:
@@ -73,12 +78,20 @@ def postgres_url() -> Iterator[str]:
     if from_env:
         yield from_env
         return
+    try:
+        with throwaway_postgres() as url:
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL tests need {PG_URL_ENV} or a local server: {exc}")
+
+
+@contextmanager
+def throwaway_postgres(*, durable: bool = False) -> Iterator[str]:
+    """A new cluster on 127.0.0.1, removed on exit. Tests run it without durability (fsync
+    off) for speed; benchmarks ask for a durable one, as a real deployment runs."""
     bin_dir = _postgres_bin_dir()
     if bin_dir is None:
-        pytest.skip(
-            f"PostgreSQL tests need {PG_URL_ENV} or PostgreSQL server binaries "
-            "(initdb, pg_ctl: apt-get install postgresql)"
-        )
+        raise PostgresUnavailable("no PostgreSQL server binaries (initdb, pg_ctl)")
     as_server_user = _as_server_user()
     root = Path(tempfile.mkdtemp(prefix="opase-pg-"))
     if as_server_user:
@@ -86,10 +99,11 @@ def postgres_url() -> Iterator[str]:
         os.chown(root, entry.pw_uid, entry.pw_gid)
     data_dir = root / "data"
     port = _free_port()
+    durability = (
+        "" if durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+    )
     server_options = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-        "-c max_connections=200"
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} {durability}-c max_connections=200"
     )
     pg_ctl = [*as_server_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir)]
     try:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.bench import ledger as ledger_bench
 from tests.bench import report, wrk
 from tests.bench.loadgen import RequestSpec
 from tests.bench.servers import REPO_ROOT, SERVERS, RunningServer, ServerError, running
@@ -33,6 +34,10 @@ DEFAULT_REQUESTS_MAX = 1_000_000
 LOADGEN_GRACE_S = 30.0
 CPU_BUSY_MAX = 0.10
 """Busier than this (all CPUs, sampled for 1 s before the run) means something else runs."""
+
+
+LEDGER_WORKERS = 2
+"""Processes writing the ledger at once: one per core of the 2-core reference machine."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -294,6 +299,12 @@ def main(argv: list[str] | None = None) -> int:
             f"acceptance: {verdict['workload']} / {verdict['baseline']} = {verdict['ratio']:.2f} "
             f"(target >= {verdict['target']:.2f}): {'met' if verdict['met'] else 'NOT met'}"
         )
+    print(
+        "# ledger: local transfers from worker processes on SQLite and PostgreSQL", file=sys.stderr
+    )
+    ledger_results = ledger_bench.run(workers=LEDGER_WORKERS, duration_s=args.duration_s)
+    print()
+    print(ledger_bench.render(ledger_results))
     startup = sandbox_startup_figures()
     notes.append(
         f"opase sandbox, launch to both ASEs answering: median {startup['median_s']:.2f} s, "
@@ -319,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
                 "acceptance": verdict,
                 "sandbox_startup": startup,
+                "ledger": ledger_results,
                 "results": [{k: v for k, v in r.items() if k != "raw"} for r in results],
                 "wrk_output": {r["workload"]: r["raw"] for r in results if "raw" in r},
             },
