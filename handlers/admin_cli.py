@@ -82,7 +82,14 @@ async def wallet_create(session: AsyncSession, args: argparse.Namespace, setting
         if not args.password:
             raise ValueError("--owner needs --password")
         owner_id = (await wallets.create_owner(session, args.owner, args.password)).id
-    await wallets.create_wallet_address(session, args.path, asset.id, args.public_name, owner_id)
+    await wallets.create_wallet_address(
+        session,
+        args.path,
+        asset.id,
+        args.public_name,
+        owner_id,
+        reserved_paths=settings.reserved_wallet_address_paths,
+    )
     return await _wallet_view(session, settings, args.path)
 
 

@@ -86,7 +86,12 @@ async def seed_ase(settings: Settings, ase: SeedAse) -> dict[str, Any]:
                 password = secrets.token_urlsafe(9)
                 owner = await create_owner(session, account.username, password)
                 wallet_address = await create_wallet_address(
-                    session, account.path, asset.id, account.public_name, owner_id=owner.id
+                    session,
+                    account.path,
+                    asset.id,
+                    account.public_name,
+                    owner_id=owner.id,
+                    reserved_paths=settings.reserved_wallet_address_paths,
                 )
                 await deposit(
                     session,
@@ -125,7 +130,11 @@ async def _seed_demo_client(
     """A client identity: a wallet address whose jwks.json publishes a key the manifest gives
     the private half of, so the official client can sign requests at once."""
     wallet_address = await create_wallet_address(
-        session, DEMO_CLIENT_PATH, asset_id, "Demo Client App"
+        session,
+        DEMO_CLIENT_PATH,
+        asset_id,
+        "Demo Client App",
+        reserved_paths=settings.reserved_wallet_address_paths,
     )
     x, private_key_pem = generate_key_pair()
     await add_key(session, wallet_address.id, DEMO_CLIENT_KEY_ID, x)

@@ -123,6 +123,19 @@ class Settings(BaseSettings):
         return url
 
     @property
+    def reserved_wallet_address_paths(self) -> tuple[str, ...]:
+        """Paths under the public URL where the authorization or resource server answers
+        (`/auth`, `/op` by default): a wallet address there would never be reached."""
+        public = urlsplit(self.public_url)
+        base_path = public.path.rstrip("/")
+        reserved = []
+        for url in (self.auth_server_url, self.resource_server_url):
+            parts = urlsplit(url)
+            if parts.netloc == public.netloc and parts.path.startswith(base_path + "/"):
+                reserved.append(parts.path[len(base_path) :].rstrip("/"))
+        return tuple(reserved)
+
+    @property
     def admin_url(self) -> str:
         host = f"[{self.admin_host}]" if ":" in self.admin_host else self.admin_host
         return f"http://{host}:{self.admin_port}"

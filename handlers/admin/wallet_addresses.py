@@ -20,7 +20,12 @@ async def create_wallet_address(ctx: RequestContext) -> dict[str, Any]:
             )
             owner_id = owner.id
         created = await wallets.create_wallet_address(
-            session, body["path"], uuid.UUID(body["assetId"]), body.get("publicName"), owner_id
+            session,
+            body["path"],
+            uuid.UUID(body["assetId"]),
+            body.get("publicName"),
+            owner_id,
+            reserved_paths=ctx.settings.reserved_wallet_address_paths,
         )
         record = await wallets.get_wallet_address_admin(session, created.id)
     ctx.services.forget_wallet_address(record.path)  # a cached 404 for this path is stale

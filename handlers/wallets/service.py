@@ -168,9 +168,17 @@ async def create_wallet_address(
     asset_id: uuid.UUID,
     public_name: str | None,
     owner_id: uuid.UUID | None = None,
+    *,
+    reserved_paths: tuple[str, ...] = (),
 ) -> WalletAddress:
-    """An active wallet address at `path` and its ledger account."""
+    """An active wallet address at `path` and its ledger account. `reserved_paths` are
+    where other servers answer on the same host (`Settings.reserved_wallet_address_paths`)."""
     check_wallet_address_path(path)
+    for reserved in reserved_paths:
+        if path == reserved or path.startswith(reserved + "/"):
+            raise ValueError(
+                f"wallet address path {path!r} is under {reserved}, where another server answers"
+            )
     if public_name is not None and not 0 < len(public_name) <= PUBLIC_NAME_LENGTH_MAX:
         raise ValueError(f"public name must have 1..{PUBLIC_NAME_LENGTH_MAX} characters or be None")
     if await session.get(Asset, asset_id) is None:

@@ -230,3 +230,20 @@ def test_every_operation_taking_an_idempotency_key_declares_the_409_of_a_reused_
     ]
     assert len(keyed) >= 6
     assert [op.operation_id for op in keyed if 409 not in op.response_statuses] == []
+
+
+async def test_no_wallet_address_where_the_other_servers_answer(
+    admin: CheckedClient, public: CheckedClient
+) -> None:
+    asset = (await admin.post("/assets", json={"code": "USD", "scale": 2})).json()
+    for path in ("/auth", "/op", "/op/incoming-payments", "/auth/continue/x"):
+        response = await admin.post(
+            "/wallet-addresses", json={"path": path, "assetId": asset["id"]}
+        )
+        assert response.status_code == 400, path
+        assert "another server answers" in response.json()["error"]["description"]
+    # Paths that only start with the same letters are fine.
+    for path in ("/authority", "/opal"):
+        created = await admin.post("/wallet-addresses", json={"path": path, "assetId": asset["id"]})
+        assert created.status_code == 201, path
+        assert (await public.get(path)).status_code == 200
