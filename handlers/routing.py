@@ -215,29 +215,29 @@ class Router:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # An ASGI app, not a function endpoint: Starlette would limit those to GET and
         # answer other methods itself, in plain text.
-        response = self._fast_path(scope) if scope["method"] == "GET" else None
-        if response is None:
-            response = await self.handle(Request(scope, receive))
+        request = Request(scope, receive)
+        raw_path = _raw_path(scope)
+        host = request.headers.get("host", "") if self.route_by_host else ""
+        try:
+            match = self.match(scope["method"], raw_path, host)
+        except OpaseError as exc:
+            response = error_response(exc, auth_server_url=self.settings.auth_server_url)
+        else:
+            response = self._from_memory(match, scope) or await self.handle(
+                request, match, raw_path
+            )
         await response(scope, receive, send)
 
-    def _fast_path(self, scope: Scope) -> Response | None:
+    def _from_memory(self, match: Match, scope: Scope) -> Response | None:
         """A handler module may answer a plain GET from memory (a public document already
         cached), skipping input reading; whatever it declines takes the full path."""
-        if self.response_checker is not None or scope["query_string"]:
-            return None
-        raw_path = _raw_path_of_scope(scope)
-        host = Headers(scope=scope).get("host", "") if self.route_by_host else ""
-        try:
-            match = self.match("GET", raw_path, host)
-        except OpaseError:
+        if scope["method"] != "GET" or scope["query_string"] or self.response_checker is not None:
             return None
         answer = self.fast_paths.get(match.operation.operation_id)
         return None if answer is None else answer(self.services, self.settings, match, scope)
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request, match: Match, raw_path: str) -> Response:
         try:
-            raw_path = _raw_path(request)
-            match = self.match(request.method, raw_path, request.headers.get("host", ""))
             self.authenticator.authenticate(match.operation, request.headers)
             context = await self._context(match, request, raw_path)
             response = await self._answer(match.operation, context, raw_path)
@@ -306,11 +306,7 @@ class Router:
         )
 
 
-def _raw_path(request: Request) -> str:
-    return _raw_path_of_scope(request.scope)
-
-
-def _raw_path_of_scope(scope: Scope) -> str:
+def _raw_path(scope: Scope) -> str:
     """The path as the client sent it: routing and `id`s never see a decoded alias of it."""
     raw: bytes | None = scope.get("raw_path")
     if raw is None:
