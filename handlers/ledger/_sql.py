@@ -6,8 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from opase.storage.upsert import dialect_insert
 
 
 def dialect_name(session: AsyncSession) -> str:
@@ -31,15 +32,9 @@ async def insert_unless_conflict(
     the other transaction, SQLite has a single writer) and keeps the caller's transaction
     usable, unlike catching an IntegrityError.
     """
-    statement: postgresql.Insert | sqlite.Insert
-    if dialect_name(session) == "postgresql":
-        statement = postgresql.insert(table).on_conflict_do_nothing(
-            index_elements=conflict_columns, index_where=conflict_where
-        )
-    else:
-        statement = sqlite.insert(table).on_conflict_do_nothing(
-            index_elements=conflict_columns, index_where=conflict_where
-        )
+    statement = dialect_insert(session, table).on_conflict_do_nothing(
+        index_elements=conflict_columns, index_where=conflict_where
+    )
     returning_id = statement.values(values).returning(table.c.id)
     inserted = (await session.execute(returning_id)).scalar_one_or_none()
     assert inserted in (None, values["id"])

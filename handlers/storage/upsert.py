@@ -1,4 +1,4 @@
-"""INSERT ... ON CONFLICT DO UPDATE on SQLite and PostgreSQL, for rows a PUT replaces."""
+"""INSERT ... ON CONFLICT on SQLite and PostgreSQL: race-free inserts and the upserts of PUTs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def dialect_insert(session: AsyncSession, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """The INSERT of the session's database, which knows ON CONFLICT; opase runs on these two."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"opase runs on PostgreSQL or SQLite, not {name}")
 
 
 async def upsert(
@@ -25,14 +35,7 @@ async def upsert(
     race-free on both databases.
     """
     assert set(conflict_columns) <= set(values) and set(update_columns) <= set(values)
-    name = session.get_bind().dialect.name
-    statement: postgresql.Insert | sqlite.Insert
-    if name == "postgresql":
-        statement = postgresql.insert(table)
-    elif name == "sqlite":
-        statement = sqlite.insert(table)
-    else:
-        raise NotImplementedError(f"upsert runs on PostgreSQL or SQLite, not {name}")
+    statement = dialect_insert(session, table)
     statement = statement.values(values)
     updated = {column: statement.excluded[column] for column in update_columns}
     await session.execute(
