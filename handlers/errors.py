@@ -3,6 +3,8 @@
     OpaseError (500 internal_error)
     ├── InvalidRequest (400 invalid_request)
     ├── Unauthorized (401 unauthorized; WWW-Authenticate: GNAP as_uri=<auth server>)
+    │   ├── InvalidClient (401 invalid_client): the client or its signature is not proven
+    │   └── InvalidContinuation (401 invalid_continuation): no live grant for that token
     ├── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
     ├── MethodNotAllowed (405 method_not_allowed; Allow)
@@ -55,6 +57,14 @@ class InvalidRequest(OpaseError):
 class Unauthorized(OpaseError):
     status_code = 401
     code = "unauthorized"
+
+
+class InvalidClient(Unauthorized):
+    code = "invalid_client"
+
+
+class InvalidContinuation(Unauthorized):
+    code = "invalid_continuation"
 
 
 class Forbidden(OpaseError):

@@ -5,7 +5,7 @@ One opase process serves three Open Payments servers, each at its own public bas
 under which any other path is a wallet address. `Router.match` finds the server and the
 operation for a request; `Router.handle` runs the one line of steps every operation shares:
 
-    match -> read and validate input -> handler -> JSON response
+    match -> read and validate input -> authenticate -> handler -> JSON response
 
 Exact URLs only: no trailing-slash redirects, because a signature covers `@target-uri`.
 """
@@ -38,6 +38,7 @@ from opase.generated.routes import OPERATIONS, Operation
 from opase.idempotency import IDEMPOTENCY_HEADER, remember, request_sha256, stored_answer
 from opase.limits import read_bounded
 from opase.security import Authenticator
+from opase.security.bindings import ClientBinding
 from opase.settings import Settings
 from opase.validation import RequestValidator, load_validators
 
@@ -57,6 +58,8 @@ class RequestContext:
     request_url: str
     """The URL the client used, rebuilt from the public base URL (no query)."""
     headers: Headers
+    query_string: str = ""
+    """The query as sent (no `?`): a signature covers it inside `@target-uri`."""
     path_params: dict[str, str] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
     header_params: dict[str, str] = field(default_factory=dict)
@@ -68,6 +71,8 @@ class RequestContext:
     """The same body loaded into the generated model, when the spec names one."""
     wallet_address_path: str | None = None
     """For wallet address operations: the wallet address's path, e.g. `/alice`."""
+    client: ClientBinding | None = None
+    """The client the request is proven to come from (signed operations), else None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +145,7 @@ class Router:
         self.handlers = {op.operation_id: _load_handler(op) for op in operations}
         self.fast_paths = _load_fast_paths(operations)
         self.validators: dict[str, RequestValidator] = load_validators(operations)
-        self.authenticator = Authenticator(settings)
+        self.authenticator = Authenticator(settings, services.client_keys, services.replay_cache)
         servers = []
         for name, url in server_urls.items():
             parts = urlsplit(url)
@@ -238,8 +243,9 @@ class Router:
 
     async def handle(self, request: Request, match: Match, raw_path: str) -> Response:
         try:
-            self.authenticator.authenticate(match.operation, request.headers)
+            self.authenticator.check_admin(match.operation, request.headers)
             context = await self._context(match, request, raw_path)
+            context.client = await self.authenticator.authenticate(match, context)
             response = await self._answer(match.operation, context, raw_path)
         except OpaseError as exc:
             return error_response(exc, auth_server_url=self.settings.auth_server_url)
@@ -279,6 +285,7 @@ class Router:
             # are the proxy's, while the client saw (and signed) the configured URL.
             request_url=match.server_origin + raw_path,
             headers=headers,
+            query_string=query.decode("latin-1"),
             path_params=validator.path_params(match.path_params),
             query=validator.query_params(pairs),
             header_params=validator.header_params(headers),

@@ -168,6 +168,7 @@ def ase_settings(host: str, port: int, data_dir: Path, name: str) -> Settings:
         database_url="",
         host=host,
         port=port,
+        client_keys_allow_loopback_http=True,
     )
 
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from opase.cache import TtlCache
+from opase.security.client_keys import ClientKeys
+from opase.security.replay import DatabaseReplayCache, InProcessReplayCache, ReplayCache
 
 if TYPE_CHECKING:
     from opase.wallet_addresses import PublicDocument
@@ -24,6 +26,11 @@ class Services:
     """Wallet address documents, ready to send, by path; None remembers a 404 briefly."""
     wallet_address_keys: TtlCache[str, PublicDocument | None]
     """JWKS documents, ready to send, by wallet address path."""
+    client_keys: ClientKeys
+    """The keys clients sign requests with, by client wallet address."""
+    replay_cache: ReplayCache
+    """Signatures already accepted: shared by every worker on PostgreSQL, in memory on
+    SQLite (one process)."""
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -35,18 +42,26 @@ class Services:
                 count_max=settings.wallet_address_cache_count_max,
             )
 
+        sessions = session_factory(engine)
+        replay_cache: ReplayCache = (
+            DatabaseReplayCache(sessions) if settings.is_postgres else InProcessReplayCache()
+        )
         return cls(
             settings=settings,
             engine=engine,
-            sessions=session_factory(engine),
+            sessions=sessions,
             wallet_address_documents=cache(),
             wallet_address_keys=cache(),
+            client_keys=ClientKeys(settings, sessions),
+            replay_cache=replay_cache,
         )
 
     def forget_wallet_address(self, path: str) -> None:
         """Call after changing a wallet address or its keys in this process."""
         self.wallet_address_documents.invalidate(path)
         self.wallet_address_keys.invalidate(path)
+        self.client_keys.forget(self.settings.public_url + path)
 
     async def close(self) -> None:
+        await self.client_keys.close()
         await self.engine.dispose()

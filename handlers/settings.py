@@ -74,6 +74,25 @@ class Settings(BaseSettings):
     process may serve them from memory after a change made by another process."""
     wallet_address_cache_count_max: int = Field(default=10_000, ge=0)
 
+    # Request signatures (RFC 9421) and the client keys they are checked with.
+    signature_age_s_max: int = Field(default=60, ge=1, le=3600)
+    """How old a signature's `created` may be; older ones are refused, and the replay
+    cache remembers each accepted signature for this long (plus the skew)."""
+    signature_clock_skew_s: int = Field(default=10, ge=0, le=300)
+    """How far a client's clock may run ahead of ours (and behind, on top of the age)."""
+    client_keys_cache_s: int = Field(default=60, ge=0)
+    """How long a client's fetched JWKS is trusted when its answer has no Cache-Control."""
+    client_keys_cache_s_max: int = Field(default=300, ge=0)
+    """The most a Cache-Control max-age may extend that: a key revoked by the client's ASE
+    stops working here within this long."""
+    client_keys_negative_cache_s: int = Field(default=5, ge=0)
+    """How long a failed fetch (or an unknown `kid`) is remembered before trying again."""
+    client_keys_fetch_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    client_keys_bytes_max: int = Field(default=64 * 1024, ge=1024)
+    client_keys_allow_loopback_http: bool = False
+    """Fetch client keys over plain http from loopback addresses (the sandbox); otherwise
+    only https."""
+
     # Exchange rates: the static table (admin API), or a provider when this is set.
     exchange_rates_url: str | None = None
     """A provider answering `GET <url>?base=USD` with `{"base": "USD", "rates": {"EUR":

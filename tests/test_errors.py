@@ -18,6 +18,7 @@ from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL, Seeded
+from tests.signing import ClientIdentity, GnapAuth, IssuedGrant, issue_grant, register_client
 from tests.test_codegen import PENDING_OPERATIONS
 
 GRANT_REQUEST = {
@@ -25,6 +26,16 @@ GRANT_REQUEST = {
     "client": "https://client.example/app",
 }
 AUTH = f"{PUBLIC_URL}/auth"
+
+
+@pytest.fixture
+async def identity(app: Starlette) -> ClientIdentity:
+    return await register_client(app)
+
+
+@pytest.fixture
+async def grant(app: Starlette, identity: ClientIdentity) -> IssuedGrant:
+    return await issue_grant(app, identity)
 
 
 def error_of(response: object) -> dict[str, object]:
@@ -62,10 +73,13 @@ async def test_a_body_that_is_not_json_typed_is_415(
     assert error_of(response)["code"] == "unsupported_media_type"
 
 
-async def test_json_with_charset_is_accepted(client: CheckedClient) -> None:
+async def test_json_with_charset_is_accepted(
+    client: CheckedClient, identity: ClientIdentity
+) -> None:
+    request = {**GRANT_REQUEST, "client": identity.wallet_address_url}
     response = await client.post(
-        AUTH, content=json.dumps(GRANT_REQUEST).encode(),
-        headers={"Content-Type": "application/json; charset=utf-8"},
+        AUTH, content=json.dumps(request).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8"}, auth=GnapAuth(identity),
     )  # fmt: skip
     assert response.status_code == 501  # valid input reaches the (pending) grant handler
 
@@ -99,14 +113,17 @@ async def test_amounts_must_be_uint64_strings(client: CheckedClient, value: str)
     assert "/debitAmount/value" in json.dumps(error_of(response))
 
 
-async def test_the_largest_uint64_is_a_valid_amount(client: CheckedClient) -> None:
+async def test_the_largest_uint64_is_a_valid_amount(
+    client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant
+) -> None:
     quote = {
         "walletAddress": f"{PUBLIC_URL}/alice",
         "receiver": f"{PUBLIC_URL}/op/incoming-payments/8c1f2a53-0d6e-4b52-8a40-6f8a8f3e9b11",
         "method": "ilp",
         "debitAmount": {"value": str(2**64 - 1), "assetCode": "USD", "assetScale": 2},
     }
-    assert (await client.post(f"{PUBLIC_URL}/op/quotes", json=quote)).status_code == 501
+    auth = GnapAuth(identity, grant.access_token)
+    assert (await client.post(f"{PUBLIC_URL}/op/quotes", json=quote, auth=auth)).status_code == 501
 
 
 async def test_a_body_over_the_limit_is_413(client: CheckedClient) -> None:
@@ -192,11 +209,17 @@ def test_every_pending_operation_has_a_request_here() -> None:
 
 @pytest.mark.parametrize("operation_id", sorted(PENDING_REQUESTS))
 async def test_pending_operations_answer_501_with_the_error_body(
-    client: CheckedClient, operation_id: str
+    client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant, operation_id: str
 ) -> None:
     method, path, body = PENDING_REQUESTS[operation_id]
-    response = await client.request(method, f"{PUBLIC_URL}{path}", json=body)
-    assert response.status_code == 501
+    token: str | None = grant.access_token
+    if operation_id == "post-request":
+        body, token = {**GRANT_REQUEST, "client": identity.wallet_address_url}, None
+    elif operation_id.endswith("-continue"):
+        token = grant.continue_token
+    auth = GnapAuth(identity, token)
+    response = await client.request(method, f"{PUBLIC_URL}{path}", json=body, auth=auth)
+    assert response.status_code == 501  # authenticated: it reached the pending handler
     error = error_of(response)
     assert error["code"] == "not_implemented"
     assert operation_id in str(error["description"])

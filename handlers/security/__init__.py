@@ -1,31 +1,163 @@
-"""Who may call an operation: the security step of the request path.
+"""Who may call an operation: the security step of the request path, decided in one place.
 
-The route table names each operation's security schemes (from the spec). `adminApiKey` is a
-bearer key from the settings, compared in constant time. GNAP with HTTP message signatures
-(the Open Payments servers) is checked by the verifier a later release adds here.
+    admin API            Authorization: Bearer <admin API key>, compared in constant time
+    wallet address       anonymous
+    grant request        signed by a key of the client the body names (wallet address or JWK)
+    everything else      Authorization: GNAP <token>, signed by the key bound to its grant
+
+A signed request is checked by `httpsig` (components, Content-Digest over the bytes received,
+Ed25519, age), with the key from `client_keys` (or the grant's JWK for directed identity),
+then claims its place in the replay cache. Every refusal is a 401 that names a short reason
+code; the reason is logged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.datastructures import Headers
 
-from opase.errors import Unauthorized
+from opase.errors import InvalidContinuation, Unauthorized
 from opase.generated.routes import Operation
+from opase.security.bindings import (
+    ClientBinding,
+    binding_of_access_token,
+    binding_of_continuation,
+)
+from opase.security.client_keys import ClientKey, ClientKeys, client_key_from_jwk
+from opase.security.httpsig import (
+    Message,
+    SignatureRejected,
+    check_age,
+    check_components,
+    check_content_digest,
+    parse_signature,
+    verify_signature,
+)
+from opase.security.replay import ReplayCache
 from opase.settings import Settings
 
-ADMIN_API_KEY = "adminApiKey"
-ADMIN_CHALLENGE = 'Bearer realm="opase-admin"'
+if TYPE_CHECKING:
+    from opase.routing import Match, RequestContext
+
+log = logging.getLogger("opase.security")
+
+ADMIN_API_KEY: Final = "adminApiKey"
+ADMIN_CHALLENGE: Final = 'Bearer realm="opase-admin"'
+GRANT_REQUEST: Final = "post-request"
+CONTINUATION_OPERATIONS: Final = frozenset({"post-continue", "delete-continue"})
+TOKEN_OPTIONAL: Final = frozenset({"get-incoming-payment"})
+"""Operations a client may call without a token (the spec's optional signature headers):
+they answer a public view."""
+TOKEN_LENGTH_MAX: Final = 512
 
 
 class Authenticator:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client_keys: ClientKeys | None,
+        replay_cache: ReplayCache | None,
+    ) -> None:
+        """`client_keys` and `replay_cache` may be None for a router that serves no GNAP
+        operation (the admin listener)."""
+        self.settings = settings
+        self.sessions: Any = client_keys.sessions if client_keys is not None else None
+        self.client_keys = client_keys
+        self.replay_cache = replay_cache
         self.admin_keys = tuple(key.get_secret_value().encode() for key in settings.admin_api_keys)
 
-    def authenticate(self, operation: Operation, headers: Headers) -> None:
+    def check_admin(self, operation: Operation, headers: Headers) -> None:
+        """The admin key, checked before the body is even read."""
         if ADMIN_API_KEY in operation.security:
             self._admin(headers)
+
+    async def authenticate(self, match: Match, context: RequestContext) -> ClientBinding | None:
+        """The client the request proved to come from; None for anonymous requests and the
+        admin API (`check_admin` has passed)."""
+        operation = match.operation
+        if ADMIN_API_KEY in operation.security or operation.server == "wallet_address":
+            return None
+        binding = await self._claimed_binding(operation.operation_id, context)
+        if binding is None:
+            return None
+        query = context.query_string
+        message = Message(
+            method=operation.method,
+            target_uri=context.request_url + (f"?{query}" if query else ""),
+            headers=_header_lists(context.headers),
+            body=context.raw_body,
+        )
+        try:
+            return await self._verify(binding, message)
+        except SignatureRejected as exc:
+            log.info(
+                "refused %s %s: %s (client %s)",
+                operation.method, message.target_uri, exc.reason,
+                binding.wallet_address or "by JWK",
+            )  # fmt: skip
+            raise
+
+    async def _claimed_binding(
+        self, operation_id: str, context: RequestContext
+    ) -> ClientBinding | None:
+        if operation_id == GRANT_REQUEST:
+            return _binding_from_grant_request(context.document)
+        token = _gnap_token(context.headers)
+        if operation_id in CONTINUATION_OPERATIONS:
+            found = None if token is None else await binding_of_continuation(self.sessions, token)
+            if found is None:
+                raise InvalidContinuation("this needs Authorization: GNAP <continue token>")
+            return found
+        if token is None and operation_id in TOKEN_OPTIONAL:
+            return None
+        found = None if token is None else await binding_of_access_token(self.sessions, token)
+        if found is None:
+            raise Unauthorized("this needs Authorization: GNAP <access token> of a live grant")
+        return found
+
+    async def _verify(self, binding: ClientBinding, message: Message) -> ClientBinding:
+        assert self.replay_cache is not None
+        parsed = parse_signature(message)
+        check_components(parsed, message)
+        check_content_digest(message)
+        key = await self._key(binding, parsed.key_id)
+        verify_signature(parsed, message, key.public_key)
+        settings = self.settings
+        age_s_max, skew_s = settings.signature_age_s_max, settings.signature_clock_skew_s
+        check_age(parsed, now_s=time.time(), age_s_max=age_s_max, skew_s=skew_s)
+        assert parsed.created_s is not None  # check_age requires it
+        if not await self.replay_cache.first_sighting(
+            parsed.signature, forget_after_s=parsed.created_s + age_s_max + skew_s
+        ):
+            raise SignatureRejected("replayed_signature")
+        if binding.key_id is None:
+            return dataclasses.replace(binding, key_id=key.key_id, key_thumbprint=key.thumbprint)
+        return binding
+
+    async def _key(self, binding: ClientBinding, key_id: str) -> ClientKey:
+        if binding.jwk is not None:
+            try:
+                key = client_key_from_jwk(binding.jwk)
+            except ValueError as exc:
+                log.info("client JWK refused: %s", exc)
+                raise SignatureRejected("unusable_jwk") from None
+            if key.key_id != key_id:
+                raise SignatureRejected("unknown_key")
+        else:
+            assert binding.wallet_address is not None and self.client_keys is not None
+            key = await self.client_keys.key(binding.wallet_address, key_id)
+        # Later requests under a grant must be signed by the key that asked for it.
+        if binding.key_id is not None and (
+            key.key_id != binding.key_id or key.thumbprint != binding.key_thumbprint
+        ):
+            raise SignatureRejected("key_not_bound")
+        return key
 
     def _admin(self, headers: Headers) -> None:
         scheme, _, presented = headers.get("authorization", "").partition(" ")
@@ -43,3 +175,35 @@ class Authenticator:
             raise Unauthorized(
                 "the admin API key is not valid", headers={"WWW-Authenticate": ADMIN_CHALLENGE}
             )
+
+
+def _binding_from_grant_request(document: Any) -> ClientBinding:
+    """The client a grant request names (validated against the spec already): a wallet
+    address string (the deprecated form), `{walletAddress}`, or `{jwk}`."""
+    client = document["client"] if isinstance(document, Mapping) else None
+    if isinstance(client, str):
+        return ClientBinding(wallet_address=client)
+    if isinstance(client, Mapping) and isinstance(client.get("walletAddress"), str):
+        return ClientBinding(wallet_address=client["walletAddress"])
+    if isinstance(client, Mapping) and isinstance(client.get("jwk"), Mapping):
+        return ClientBinding(wallet_address=None, jwk=dict(client["jwk"]))
+    raise SignatureRejected("unknown_client")
+
+
+def _gnap_token(headers: Headers) -> str | None:
+    """The token of `Authorization: GNAP <token>` (RFC 9635 7.2), or None."""
+    value = headers.get("authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "gnap" or not token or len(token) > TOKEN_LENGTH_MAX:
+        return None
+    return token
+
+
+def _header_lists(headers: Headers) -> dict[str, list[str]]:
+    lists: dict[str, list[str]] = {}
+    for name, value in headers.raw:
+        lists.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    return lists

@@ -408,3 +408,76 @@ class WebhookEndpoint(SQLModel, table=True):
     )
     """The HMAC key events will be signed with: kept as given, because signing needs it."""
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
+
+
+GRANT_STATES: Final = ("pending", "approved", "denied", "finalized", "revoked")
+CLIENT_WALLET_ADDRESS_LENGTH_MAX: Final = 2048
+SHA256_HEX_LENGTH: Final = 64
+JWK_THUMBPRINT_LENGTH: Final = 43
+"""RFC 7638 SHA-256 thumbprint, base64url without padding."""
+
+
+class Grant(SQLModel, table=True):
+    """A GNAP grant and the client it belongs to.
+
+    The client is a wallet address (its keys at `<wallet address>/jwks.json`) or, for
+    directed identity, the JWK it presented. Either way the grant remembers which key signed
+    its request (`client_key_id` + thumbprint): every later call under the grant must be
+    signed by that same key. Continuation tokens are stored as SHA-256, never in clear.
+    """
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        sa.UniqueConstraint("continue_token_sha256", name="uq_grants_continue_token_sha256"),
+        sa.CheckConstraint(_one_of("state", GRANT_STATES), name="ck_grants_state"),
+        sa.CheckConstraint(
+            "(client_wallet_address IS NULL) <> (client_jwk IS NULL)",
+            name="ck_grants_one_client_identity",
+        ),
+    )
+
+    id: uuid.UUID = _id_field()
+    state: str = Field(default="pending", sa_type=sa.String(16), nullable=False)
+    client_wallet_address: str | None = Field(
+        default=None, sa_type=sa.String(CLIENT_WALLET_ADDRESS_LENGTH_MAX), nullable=True
+    )
+    client_jwk: dict[str, str] | None = Field(
+        default=None, sa_type=sa.JSON(none_as_null=True), nullable=True
+    )
+    client_key_id: str = Field(sa_type=sa.String(255), nullable=False)
+    client_key_thumbprint: str = Field(sa_type=sa.String(JWK_THUMBPRINT_LENGTH), nullable=False)
+    continue_token_sha256: str = Field(sa_type=sa.String(SHA256_HEX_LENGTH), nullable=False)
+    created_at: datetime = _created_at_field()
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
+
+
+class AccessToken(SQLModel, table=True):
+    """An access token of a grant, stored as the SHA-256 of its value; `id` is the token's
+    `manage` URL id, which never contains the value."""
+
+    __tablename__ = "access_tokens"
+    __table_args__ = (sa.UniqueConstraint("value_sha256", name="uq_access_tokens_value_sha256"),)
+
+    id: uuid.UUID = _id_field()
+    grant_id: uuid.UUID = Field(
+        sa_type=sa.Uuid,
+        nullable=False,
+        index=True,
+        sa_column_args=[sa.ForeignKey("grants.id", name="fk_access_tokens_grant_id_grants")],
+    )
+    value_sha256: str = Field(sa_type=sa.String(SHA256_HEX_LENGTH), nullable=False)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    created_at: datetime = _created_at_field()
+
+
+class SeenSignature(SQLModel, table=True):
+    """Signatures already accepted, until they are too old to be accepted anyway: the replay
+    cache shared by every worker process on PostgreSQL."""
+
+    __tablename__ = "seen_signatures"
+
+    signature_sha256: str = Field(
+        sa_column=sa.Column(sa.String(SHA256_HEX_LENGTH), primary_key=True)
+    )
+    expires_at: datetime = Field(sa_type=UtcDateTime, nullable=False, index=True)

@@ -1,0 +1,94 @@
+"""Which client, and which of its keys, a request must come from.
+
+A grant request names its client in the body; every later request under the grant presents
+a token (`Authorization: GNAP <token>`): the continuation token for `/continue/{id}`, an
+access token otherwise. The token leads to the grant, and the grant to the client and the
+key that signed the grant request, which must sign this request too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from opase.storage.tables import AccessToken, Grant
+
+
+@dataclass(frozen=True, slots=True)
+class ClientBinding:
+    """The client identity a request must prove: a wallet address (keys from its JWKS) or
+    a JWK (directed identity), and, once a grant exists, the exact key."""
+
+    wallet_address: str | None
+    jwk: Mapping[str, Any] | None = None
+    key_id: str | None = None
+    """The `kid` the grant request was signed with; None before a grant exists."""
+    key_thumbprint: str | None = None
+    grant_id: uuid.UUID | None = None
+    access_token_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        assert (self.wallet_address is None) != (self.jwk is None), "one client identity"
+        assert (self.key_id is None) == (self.key_thumbprint is None)
+
+
+def token_sha256(token: str) -> str:
+    """Tokens are stored hashed: a database leak yields no usable token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _binding(grant: Grant, access_token_id: uuid.UUID | None = None) -> ClientBinding:
+    return ClientBinding(
+        wallet_address=grant.client_wallet_address,
+        jwk=grant.client_jwk,
+        key_id=grant.client_key_id,
+        key_thumbprint=grant.client_key_thumbprint,
+        grant_id=grant.id,
+        access_token_id=access_token_id,
+    )
+
+
+async def binding_of_continuation(
+    sessions: async_sessionmaker[AsyncSession], continue_token: str
+) -> ClientBinding | None:
+    async with sessions() as session:
+        grant = (
+            await session.execute(
+                sa.select(Grant).where(
+                    col(Grant.continue_token_sha256) == token_sha256(continue_token),
+                    col(Grant.state) != "revoked",
+                )
+            )
+        ).scalar_one_or_none()
+    return None if grant is None else _binding(grant)
+
+
+async def binding_of_access_token(
+    sessions: async_sessionmaker[AsyncSession], access_token: str
+) -> ClientBinding | None:
+    """The binding of a live token (not revoked, not expired, its grant not revoked)."""
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                sa.select(Grant, col(AccessToken.id))
+                .join(AccessToken, col(AccessToken.grant_id) == col(Grant.id))
+                .where(
+                    col(AccessToken.value_sha256) == token_sha256(access_token),
+                    col(AccessToken.revoked_at).is_(None),
+                    sa.or_(
+                        col(AccessToken.expires_at).is_(None), col(AccessToken.expires_at) > now
+                    ),
+                    col(Grant.state) != "revoked",
+                )
+            )
+        ).one_or_none()
+    return None if row is None else _binding(row[0], row[1])
