@@ -21,6 +21,8 @@ def install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """The whole test suite, on SQLite and on a throwaway PostgreSQL cluster."""
     install(session, "test", "codegen")
+    # The official Open Payments JavaScript libraries, exactly as locked (tests/node_oracle.py).
+    session.run("npm", "ci", "--no-audit", "--no-fund", "--prefix", "tests/node", external=True)
     session.run("pytest", *session.posargs)
 
 
