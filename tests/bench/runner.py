@@ -18,6 +18,7 @@ from typing import Any
 
 from tests.bench import ledger as ledger_bench
 from tests.bench import report, wrk
+from tests.bench import verification as verification_bench
 from tests.bench.loadgen import RequestSpec
 from tests.bench.servers import REPO_ROOT, SERVERS, RunningServer, ServerError, running
 from tests.bench.startup import sandbox_startup_figures
@@ -305,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     ledger_results = ledger_bench.run(workers=LEDGER_WORKERS, duration_s=args.duration_s)
     print()
     print(ledger_bench.render(ledger_results))
+    print("# verification: a signed request's check against a bare Ed25519 verify", file=sys.stderr)
+    verification = verification_bench.run(quick=args.quick)
+    print()
+    print(verification_bench.render(verification))
+    notes.append(verification_bench.summary(verification))
     startup = sandbox_startup_figures()
     notes.append(
         f"opase sandbox, launch to both ASEs answering: median {startup['median_s']:.2f} s, "
@@ -331,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 "acceptance": verdict,
                 "sandbox_startup": startup,
                 "ledger": ledger_results,
+                "verification": verification,
                 "results": [{k: v for k, v in r.items() if k != "raw"} for r in results],
                 "wrk_output": {r["workload"]: r["raw"] for r in results if "raw" in r},
             },
