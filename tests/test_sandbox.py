@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from opase.keys import public_jwk
+from tests.node_oracle import sign_with_official_library
 from tests.servers import sandbox
 
 
@@ -59,3 +60,38 @@ def test_sandbox_serves_what_its_manifest_says_and_stops_on_ctrl_c(tmp_path: Pat
     for ase in ases:
         for wallet in ase["walletAddresses"]:
             assert wallet["owner"]["password"] in output  # the demo logins are printed
+
+
+def test_a_client_of_one_sandbox_ase_signs_grant_requests_to_the_other(tmp_path: Path) -> None:
+    """ASE B fetches the client's keys from ASE A over loopback http (allowed in the sandbox
+    only) and verifies the official library's signature with them."""
+    with sandbox(tmp_path) as running:
+        ase_a, ase_b = running.manifest["ases"]
+        [client] = ase_a["clients"]
+        key = serialization.load_pem_private_key(client["privateKey"].encode(), password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        grant_request = {
+            "access_token": {"access": [{"type": "incoming-payment", "actions": ["read"]}]},
+            "client": {"walletAddress": client["walletAddress"]},
+        }
+        # To ASE B (keys fetched from ASE A over http) and to ASE A (keys from its database).
+        requests = [
+            {"method": "POST", "url": ase["authServer"], "body": grant_request}
+            for ase in (ase_b, ase_a)
+        ]
+        for request, signed in zip(
+            requests, sign_with_official_library(key, client["keyId"], requests), strict=True
+        ):
+            response = httpx.post(
+                request["url"], headers=signed["headers"], content=signed["body"].encode()
+            )
+            assert response.status_code == 501, response.text  # authenticated
+        [forged] = sign_with_official_library(
+            Ed25519PrivateKey.generate(), client["keyId"], requests[:1]
+        )
+        response = httpx.post(
+            requests[0]["url"], headers=forged["headers"], content=forged["body"].encode()
+        )
+        assert response.status_code == 401
+        assert response.json()["error"]["details"]["reason"] == "bad_signature"
+        running.stop()
