@@ -173,7 +173,7 @@ class ClientKeys:
         future: asyncio.Future[_KeySet] = asyncio.get_running_loop().create_future()
         self._loading[url] = future
         try:
-            key_set = await self._load(url)
+            key_set = self._kept_on_failure(url, await self._load(url))
             future.set_result(key_set)
         except BaseException as exc:
             future.set_exception(exc)
@@ -183,6 +183,17 @@ class ClientKeys:
             del self._loading[url]
         self._remember(url, key_set)
         return key_set
+
+    def _kept_on_failure(self, url: str, loaded: _KeySet) -> _KeySet:
+        """A failed refetch (for an unknown `kid`, which anyone can send) keeps the keys still
+        within their lifetime: it must not turn a passing outage into refusing known keys."""
+        cached = self._key_sets.get(url)
+        if loaded.keys is not None or cached is None or cached.keys is None:
+            return loaded
+        if cached.expires_at_s <= loaded.loaded_at_s:
+            return loaded
+        # Loaded now, as far as the refetch rate limit goes.
+        return _KeySet(cached.keys, "", loaded.loaded_at_s, cached.expires_at_s)
 
     def _remember(self, url: str, key_set: _KeySet) -> None:
         self._key_sets.pop(url, None)
@@ -235,8 +246,12 @@ class ClientKeys:
 
     def fetchable(self, url: str) -> bool:
         """https, or http to a loopback address when the settings allow it (sandbox)."""
-        parts = urlsplit(url)
-        if parts.query or parts.fragment or parts.username or parts.password:
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            return False
+        # An empty query or fragment counts too: "/alice?" + "/jwks.json" would fetch /alice.
+        if "?" in url or "#" in url or "@" in parts.netloc:
             return False
         if not parts.hostname:
             return False
@@ -273,8 +288,9 @@ class ClientKeys:
             jwks = document.get("keys") if isinstance(document, dict) else None
             if not isinstance(jwks, list):
                 raise ValueError("the client's JWKS has no keys array")
-        except (httpx.HTTPError, ValueError) as exc:
-            # orjson.JSONDecodeError is a ValueError.
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            # orjson.JSONDecodeError is a ValueError; httpx.InvalidURL (e.g. a bad port) is not
+            # an httpx.HTTPError.
             log.info("client keys %s: %s", jwks_url, exc)
             return self._key_set_of(None, 0, failure="client_keys_unavailable")
         return self._key_set_of(jwks, lifetime_s)
