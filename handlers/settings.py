@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -92,6 +92,30 @@ class Settings(BaseSettings):
     client_keys_allow_loopback_http: bool = False
     """Fetch client keys over plain http from loopback addresses (the sandbox); otherwise
     only https."""
+
+    # The GNAP authorization server.
+    access_token_lifetime_s: int = Field(default=600, ge=1, le=366 * 24 * 3600)
+    """`expires_in` of every access token: the resource server refuses it afterwards."""
+    grant_wait_s: int = Field(default=5, ge=0, le=3600)
+    """`continue.wait` of an interactive grant without a finish URI: the client polls no
+    sooner (earlier is too_fast). A client with a finish redirect waits for nothing."""
+    interaction_lifetime_s: int = Field(default=600, ge=10, le=24 * 3600)
+    """How long the owner has to start and finish an interaction."""
+    incoming_payment_interaction: bool = False
+    """Require the owner's consent for incoming-payment grants (never for `list-all`, which
+    `list_all_interaction` decides)."""
+    quote_interaction: bool = False
+    list_all_interaction: bool = True
+    """`list-all` (and `read-all` of outgoing payments) reveal other clients' payments."""
+    finish_hash_encoding: Literal["base64", "base64url"] = "base64"
+    """The interaction finish hash: standard base64 as the deployed clients verify it
+    (`@interledger/open-payments`), or RFC 9635's base64url without padding."""
+    introspection_url: str | None = None
+    """Where the resource server introspects tokens when the authorization server runs in
+    other processes (`opase serve --role resource`); unset: in process."""
+    introspection_host: str = "127.0.0.1"
+    introspection_port: int = Field(default=4200, ge=1, le=65535)
+    """The introspection listener of `opase serve --role auth` (never public)."""
 
     # Exchange rates: the static table (admin API), or a provider when this is set.
     exchange_rates_url: str | None = None

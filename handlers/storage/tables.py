@@ -411,28 +411,40 @@ class WebhookEndpoint(SQLModel, table=True):
 
 
 GRANT_STATES: Final = ("pending", "approved", "denied", "finalized", "revoked")
+"""pending (waiting for the owner) -> approved (consent given, no token yet) -> finalized
+(tokens issued); pending -> denied (terminal); approved or finalized -> revoked (terminal)."""
 CLIENT_WALLET_ADDRESS_LENGTH_MAX: Final = 2048
+URL_LENGTH_MAX: Final = 2048
+NONCE_LENGTH_MAX: Final = 255
+INTERVAL_LENGTH_MAX: Final = 100
 SHA256_HEX_LENGTH: Final = 64
 JWK_THUMBPRINT_LENGTH: Final = 43
 """RFC 7638 SHA-256 thumbprint, base64url without padding."""
 
 
 class Grant(SQLModel, table=True):
-    """A GNAP grant and the client it belongs to.
+    """A GNAP grant: the client it belongs to, the access it asks for, and its interaction.
 
     The client is a wallet address (its keys at `<wallet address>/jwks.json`) or, for
     directed identity, the JWK it presented. Either way the grant remembers which key signed
     its request (`client_key_id` + thumbprint): every later call under the grant must be
     signed by that same key. Continuation tokens are stored as SHA-256, never in clear.
+    `access` holds the access items exactly as granted, which is also what the consent
+    screen shows.
     """
 
     __tablename__ = "grants"
     __table_args__ = (
         sa.UniqueConstraint("continue_token_sha256", name="uq_grants_continue_token_sha256"),
+        sa.UniqueConstraint("interact_id", name="uq_grants_interact_id"),
+        sa.UniqueConstraint("interact_ref", name="uq_grants_interact_ref"),
         sa.CheckConstraint(_one_of("state", GRANT_STATES), name="ck_grants_state"),
         sa.CheckConstraint(
             "(client_wallet_address IS NULL) <> (client_jwk IS NULL)",
             name="ck_grants_one_client_identity",
+        ),
+        sa.CheckConstraint(
+            "(finish_uri IS NULL) = (finish_nonce IS NULL)", name="ck_grants_finish_pair"
         ),
     )
 
@@ -447,8 +459,76 @@ class Grant(SQLModel, table=True):
     client_key_id: str = Field(sa_type=sa.String(255), nullable=False)
     client_key_thumbprint: str = Field(sa_type=sa.String(JWK_THUMBPRINT_LENGTH), nullable=False)
     continue_token_sha256: str = Field(sa_type=sa.String(SHA256_HEX_LENGTH), nullable=False)
+    access: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    subject: dict[str, Any] | None = Field(
+        default=None, sa_type=sa.JSON(none_as_null=True), nullable=True
+    )
+    interact_id: uuid.UUID | None = Field(default=None, sa_type=sa.Uuid, nullable=True)
+    """The id in the interaction URL; None for a grant that needs no interaction."""
+    interact_nonce: str | None = Field(
+        default=None, sa_type=sa.String(NONCE_LENGTH_MAX), nullable=True
+    )
+    """Our nonce: in the interaction URL, and `interact.finish` (the server nonce of the
+    finish hash)."""
+    interact_ref: str | None = Field(
+        default=None, sa_type=sa.String(NONCE_LENGTH_MAX), nullable=True
+    )
+    """Set when the owner approves; the client continues with it."""
+    interaction_expires_at: datetime | None = Field(
+        default=None, sa_type=UtcDateTime, nullable=True
+    )
+    finish_uri: str | None = Field(default=None, sa_type=sa.String(URL_LENGTH_MAX), nullable=True)
+    finish_nonce: str | None = Field(
+        default=None, sa_type=sa.String(NONCE_LENGTH_MAX), nullable=True
+    )
+    """The client's nonce, first line of the finish hash."""
+    wait_s: int | None = Field(default=None, sa_type=sa.Integer, nullable=True)
+    """`continue.wait` told to the client: polling sooner after `continued_at` is too_fast."""
+    continued_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    finalization_reason: str | None = Field(default=None, sa_type=sa.String(16), nullable=True)
+    """issued, rejected or revoked: why the grant reached a terminal state."""
     created_at: datetime = _created_at_field()
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
+
+
+class GrantSpending(SQLModel, table=True):
+    """An outgoing-payment grant's limits and what payments under it have used in the current
+    interval: checking and reserving an amount is one conditional UPDATE of this row, O(1)
+    and race-free; the CHECK constraints hold the limits even against a faulty caller."""
+
+    __tablename__ = "grant_spending"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "debit_spent_minor >= 0 AND receive_spent_minor >= 0",
+            name="ck_grant_spending_non_negative",
+        ),
+        sa.CheckConstraint(
+            "debit_limit_minor IS NULL OR debit_spent_minor <= debit_limit_minor",
+            name="ck_grant_spending_debit_within_limit",
+        ),
+        sa.CheckConstraint(
+            "receive_limit_minor IS NULL OR receive_spent_minor <= receive_limit_minor",
+            name="ck_grant_spending_receive_within_limit",
+        ),
+    )
+
+    grant_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid,
+            sa.ForeignKey("grants.id", name="fk_grant_spending_grant_id_grants"),
+            primary_key=True,
+        )
+    )
+    debit_limit_minor: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    receive_limit_minor: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    interval: str | None = Field(
+        default=None, sa_type=sa.String(INTERVAL_LENGTH_MAX), nullable=True
+    )
+    """ISO 8601 repeating interval; None: the limits hold for the grant's whole life."""
+    interval_start: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    """Start of the interval the spent sums belong to."""
+    debit_spent_minor: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    receive_spent_minor: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
 
 
 class AccessToken(SQLModel, table=True):
