@@ -2,11 +2,17 @@
 
     OpaseError (500 internal_error)
     ├── InvalidRequest (400 invalid_request)
+    │   ├── TooFast (400 too_fast): polled a grant sooner than its `continue.wait`
+    │   └── InvalidRotation (400 invalid_rotation)
     ├── Unauthorized (401 unauthorized; WWW-Authenticate: GNAP as_uri=<auth server>)
     │   ├── InvalidClient (401 invalid_client): the client or its signature is not proven
-    │   └── InvalidContinuation (401 invalid_continuation): no live grant for that token
+    │   ├── InvalidContinuation (401 invalid_continuation): no live grant for that token
+    │   └── RequestDenied (401 request_denied): the grant cannot give what was asked
     ├── Forbidden (403 forbidden)
     ├── NotFound (404 not_found)
+    │   ├── UnknownContinuation (404 invalid_continuation): the token's grant is another
+    │   ├── UnknownGrant (404 invalid_request)
+    │   └── UnknownToken (404 invalid_rotation): the token's manage URL is another
     ├── MethodNotAllowed (405 method_not_allowed; Allow)
     ├── NotAcceptable (406 not_acceptable)
     ├── Conflict (409 conflict)
@@ -54,6 +60,14 @@ class InvalidRequest(OpaseError):
     code = "invalid_request"
 
 
+class TooFast(InvalidRequest):
+    code = "too_fast"
+
+
+class InvalidRotation(InvalidRequest):
+    code = "invalid_rotation"
+
+
 class Unauthorized(OpaseError):
     status_code = 401
     code = "unauthorized"
@@ -67,6 +81,10 @@ class InvalidContinuation(Unauthorized):
     code = "invalid_continuation"
 
 
+class RequestDenied(Unauthorized):
+    code = "request_denied"
+
+
 class Forbidden(OpaseError):
     status_code = 403
     code = "forbidden"
@@ -75,6 +93,18 @@ class Forbidden(OpaseError):
 class NotFound(OpaseError):
     status_code = 404
     code = "not_found"
+
+
+class UnknownContinuation(NotFound):
+    code = "invalid_continuation"
+
+
+class UnknownGrant(NotFound):
+    code = "invalid_request"
+
+
+class UnknownToken(NotFound):
+    code = "invalid_rotation"
 
 
 class MethodNotAllowed(OpaseError):

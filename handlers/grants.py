@@ -2,19 +2,47 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-from opase.pending import AUTH_SERVER, pending
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from opase.authorization import grants
 from opase.routing import RequestContext
+from opase.security import gnap_token
+from opase.security.bindings import ClientBinding
 
 
-async def post_request(ctx: RequestContext) -> NoReturn:
-    pending(ctx, AUTH_SERVER)
+@asynccontextmanager
+async def transaction(ctx: RequestContext) -> AsyncIterator[AsyncSession]:
+    """Committed when the operation succeeds; any error rolls everything back."""
+    async with ctx.services.sessions() as session:
+        yield session
+        await session.commit()
 
 
-async def post_continue(ctx: RequestContext) -> NoReturn:
-    pending(ctx, AUTH_SERVER)
+def client_of(ctx: RequestContext) -> ClientBinding:
+    assert ctx.client is not None, "the authenticator runs before every GNAP operation"
+    return ctx.client
 
 
-async def delete_continue(ctx: RequestContext) -> NoReturn:
-    pending(ctx, AUTH_SERVER)
+async def post_request(ctx: RequestContext) -> dict[str, Any]:
+    async with transaction(ctx) as session:
+        return await grants.request_grant(session, ctx.settings, client_of(ctx), ctx.document)
+
+
+async def post_continue(ctx: RequestContext) -> dict[str, Any]:
+    document = ctx.document if isinstance(ctx.document, dict) else {}
+    continue_token = gnap_token(ctx.headers)
+    assert continue_token is not None  # the authenticator found the grant by it
+    async with transaction(ctx) as session:
+        return await grants.continue_grant(
+            session, ctx.settings, client_of(ctx), ctx.path_params["id"], continue_token,
+            document.get("interact_ref"),
+        )  # fmt: skip
+
+
+async def delete_continue(ctx: RequestContext) -> None:
+    async with transaction(ctx) as session:
+        await grants.cancel_grant(session, client_of(ctx), ctx.path_params["id"])

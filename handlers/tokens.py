@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any
 
-from opase.pending import AUTH_SERVER, pending
+from opase.authorization import grants
+from opase.grants import client_of, transaction
 from opase.routing import RequestContext
 
 
-async def post_token(ctx: RequestContext) -> NoReturn:
-    pending(ctx, AUTH_SERVER)
+async def post_token(ctx: RequestContext) -> dict[str, Any]:
+    async with transaction(ctx) as session:
+        return await grants.rotate_token(
+            session, ctx.settings, client_of(ctx), ctx.path_params["id"]
+        )
 
 
-async def delete_token(ctx: RequestContext) -> NoReturn:
-    pending(ctx, AUTH_SERVER)
+async def delete_token(ctx: RequestContext) -> None:
+    async with transaction(ctx) as session:
+        await grants.revoke_token(session, client_of(ctx), ctx.path_params["id"])

@@ -61,3 +61,73 @@ def sign_with_official_library(
         {"privateKeyPem": private_key_pem(private_key), "keyId": key_id, "requests": requests},
     )
     return result
+
+
+class OfficialClient:
+    """`@interledger/open-payments` createAuthenticatedClient (validateResponses on) in a
+    node process: `call("grant.request", {"url": ...}, body)` runs the client's method and
+    returns what it resolved to, or raises `ClientCallFailed` with what it threw."""
+
+    def __init__(self, wallet_address_url: str, private_key: Ed25519PrivateKey, key_id: str):
+        config = {
+            "walletAddressUrl": wallet_address_url,
+            "privateKeyPem": private_key_pem(private_key),
+            "keyId": key_id,
+        }
+        self._process = subprocess.Popen(
+            [_node(), str(NODE_DIR / "client.mjs"), json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=NODE_DIR,
+        )  # fmt: skip
+        self._next_id = 0
+        ready = self._read_line()
+        if ready != {"ready": True}:
+            raise RuntimeError(f"client.mjs did not start: {ready}")
+
+    def _read_line(self) -> Any:
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line:
+            self._process.wait(timeout=NODE_TIMEOUT_S)
+            assert self._process.stderr is not None
+            raise RuntimeError(f"client.mjs exited: {self._process.stderr.read()}")
+        return json.loads(line)
+
+    def call(self, method: str, *args: Any) -> Any:
+        assert self._process.stdin is not None
+        self._next_id += 1
+        self._process.stdin.write(json.dumps({"id": self._next_id, "call": method, "args": args}))
+        self._process.stdin.write("\n")
+        self._process.stdin.flush()
+        answer = self._read_line()
+        assert answer["id"] == self._next_id
+        if not answer["ok"]:
+            raise ClientCallFailed(method, answer["error"])
+        return answer["value"]
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=NODE_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> OfficialClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ClientCallFailed(Exception):
+    def __init__(self, method: str, error: dict[str, Any]) -> None:
+        super().__init__(f"{method}: {error}")
+        self.error = error
+        self.status: int | None = error.get("status")
+        self.code: str | None = error.get("code")

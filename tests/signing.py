@@ -108,11 +108,13 @@ class IssuedGrant:
 async def issue_grant(
     app: Starlette, identity: ClientIdentity, *, by_jwk: bool = False, **token_fields: Any
 ) -> IssuedGrant:
-    """An approved grant with one access token, bound to `identity`'s key, as the
-    authorization server stores it."""
+    """A finalized grant (its token issued) with one access token, bound to `identity`'s
+    key, as the authorization server stores it."""
     continue_token, access_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     grant = Grant(
-        state="approved",
+        state="finalized",
+        finalization_reason="issued",
+        access=[{"type": "incoming-payment", "actions": ["create", "read", "list", "complete"]}],
         client_wallet_address=None if by_jwk else identity.wallet_address_url,
         client_jwk=identity.jwk if by_jwk else None,
         client_key_id=identity.key_id,

@@ -21,10 +21,10 @@ PENDING_OPERATIONS = {
     "create-incoming-payment", "list-incoming-payments", "get-incoming-payment",
     "complete-incoming-payment", "create-outgoing-payment", "list-outgoing-payments",
     "get-outgoing-payment", "get-outgoing-payment-grant", "create-quote", "get-quote",
-    "post-request", "post-continue", "delete-continue", "post-token", "delete-token",
 }  # fmt: skip
 IMPLEMENTED_OPERATIONS = {
     "get-wallet-address", "get-wallet-address-keys", "get-wallet-address-did-document",
+    "post-request", "post-continue", "delete-continue", "post-token", "delete-token",
     # specs/admin.yaml
     "list-assets", "create-asset", "create-wallet-address", "get-wallet-address-admin",
     "update-wallet-address", "deactivate-wallet-address", "add-wallet-address-key",

@@ -7,7 +7,7 @@
 
 A signed request is checked by `httpsig` (components, Content-Digest over the bytes received,
 Ed25519, age), with the key from `client_keys` (or the grant's JWK for directed identity),
-then claims its place in the replay cache. Every refusal is a 401 that names a short reason
+then, for a method that changes state, claims its place in the replay cache. Every refusal is a 401 that names a short reason
 code; the reason is logged.
 """
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from starlette.datastructures import Headers
 
-from opase.errors import InvalidContinuation, Unauthorized
+from opase.errors import InvalidClient, InvalidContinuation, Unauthorized
 from opase.generated.routes import Operation
 from opase.security.bindings import (
     ClientBinding,
@@ -51,10 +51,13 @@ ADMIN_API_KEY: Final = "adminApiKey"
 ADMIN_CHALLENGE: Final = 'Bearer realm="opase-admin"'
 GRANT_REQUEST: Final = "post-request"
 CONTINUATION_OPERATIONS: Final = frozenset({"post-continue", "delete-continue"})
+TOKEN_MANAGEMENT_OPERATIONS: Final = frozenset({"post-token", "delete-token"})
 TOKEN_OPTIONAL: Final = frozenset({"get-incoming-payment"})
 """Operations a client may call without a token (the spec's optional signature headers):
 they answer a public view."""
 TOKEN_LENGTH_MAX: Final = 512
+SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
+"""Methods whose signatures the replay cache does not track."""
 
 
 class Authenticator:
@@ -108,7 +111,7 @@ class Authenticator:
     ) -> ClientBinding | None:
         if operation_id == GRANT_REQUEST:
             return _binding_from_grant_request(context.document)
-        token = _gnap_token(context.headers)
+        token = gnap_token(context.headers)
         if operation_id in CONTINUATION_OPERATIONS:
             found = None if token is None else await binding_of_continuation(self.sessions, token)
             if found is None:
@@ -116,8 +119,15 @@ class Authenticator:
             return found
         if token is None and operation_id in TOKEN_OPTIONAL:
             return None
-        found = None if token is None else await binding_of_access_token(self.sessions, token)
+        manages_token = operation_id in TOKEN_MANAGEMENT_OPERATIONS
+        found = None
+        if token is not None:
+            found = await binding_of_access_token(
+                self.sessions, token, allow_expired=manages_token
+            )
         if found is None:
+            if manages_token:
+                raise InvalidClient("this needs Authorization: GNAP <access token> it manages")
             raise Unauthorized("this needs Authorization: GNAP <access token> of a live grant")
         return found
 
@@ -132,10 +142,18 @@ class Authenticator:
         age_s_max, skew_s = settings.signature_age_s_max, settings.signature_clock_skew_s
         check_age(parsed, now_s=time.time(), age_s_max=age_s_max, skew_s=skew_s)
         assert parsed.created_s is not None  # check_age requires it
+        if message.method in SAFE_METHODS:
+            # A replayed GET changes nothing (RFC 9110 9.2.1), while clients that sign
+            # without a nonce produce the same signature for the same GET within a second.
+            return self._bound(binding, key)
         if not await self.replay_cache.first_sighting(
             parsed.signature, forget_after_s=parsed.created_s + age_s_max + skew_s
         ):
             raise SignatureRejected("replayed_signature")
+        return self._bound(binding, key)
+
+    @staticmethod
+    def _bound(binding: ClientBinding, key: ClientKey) -> ClientBinding:
         if binding.key_id is None:
             return dataclasses.replace(binding, key_id=key.key_id, key_thumbprint=key.thumbprint)
         return binding
@@ -190,7 +208,7 @@ def _binding_from_grant_request(document: Any) -> ClientBinding:
     raise SignatureRejected("unknown_client")
 
 
-def _gnap_token(headers: Headers) -> str | None:
+def gnap_token(headers: Headers) -> str | None:
     """The token of `Authorization: GNAP <token>` (RFC 9635 7.2), or None."""
     value = headers.get("authorization")
     if value is None:

@@ -72,10 +72,12 @@ async def binding_of_continuation(
 
 
 async def binding_of_access_token(
-    sessions: async_sessionmaker[AsyncSession], access_token: str
+    sessions: async_sessionmaker[AsyncSession], access_token: str, *, allow_expired: bool = False
 ) -> ClientBinding | None:
-    """The binding of a live token (not revoked, not expired, its grant not revoked)."""
-    now = datetime.now(UTC)
+    """The binding of a live token (not revoked, not expired, its grant not revoked). An
+    expired token still manages itself (`allow_expired`): rotation is how a client replaces
+    it (RFC 9635 6.1)."""
+    now = datetime.min.replace(tzinfo=UTC) if allow_expired else datetime.now(UTC)
     async with sessions() as session:
         row = (
             await session.execute(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,7 @@ SIGNATURE_HEADER_BYTES_MAX: Final = 4096
 """Signature-Input, Signature and Content-Digest are short; longer values are refused
 before parsing, so a hostile header costs nothing."""
 COMPONENT_COUNT_MAX: Final = 32
+NONCE_BYTES: Final = 16
 
 DIGEST_ALGORITHMS: Final[Mapping[str, Callable[[bytes], Any]]] = {
     "sha-512": hashlib.sha512,
@@ -315,8 +317,8 @@ def sign_request(
     """The headers to add to a request so that `Authenticator` accepts it: the Open Payments
     components by the same rules the verifier applies (`required_components`).
 
-    Returns Signature, Signature-Input, and for a body Content-Digest, Content-Length and
-    Content-Type (the given ones win)."""
+    Returns Signature, Signature-Input (`keyid`, `created` and a random `nonce`), and for a
+    body Content-Digest, Content-Length and Content-Type (the given ones win)."""
     added: dict[str, str] = {}
     given = {name.lower(): value for name, value in headers.items()}
     if body:
@@ -331,7 +333,13 @@ def sign_request(
         body=body,
     )
     components = required_components(message)
-    params = {"keyid": key_id, "created": int(time.time()) if created_s is None else created_s}
+    # A nonce makes each signature unique, so two identical requests in the same second are
+    # not mistaken for a replay of each other.
+    params = {
+        "keyid": key_id,
+        "created": int(time.time()) if created_s is None else created_s,
+        "nonce": secrets.token_urlsafe(NONCE_BYTES),
+    }
     inner: Any = ([(name, {}) for name in components], params)
     signature_params = http_sf.innerlist.ser_innerlist(inner)
     base = signature_base(components, signature_params, message)

@@ -43,7 +43,10 @@ from tests.signing import (
 AUTH = f"{PUBLIC_URL}/auth"
 QUOTES = f"{PUBLIC_URL}/op/quotes"
 AUTHENTICATED = 501
-"""What a request that passed authentication gets from the handlers still to come."""
+"""What a resource-server request that passed authentication gets from the handlers still
+to come."""
+GRANTED = 200
+"""What a valid grant request that passed authentication gets."""
 
 
 def quote_request() -> dict[str, Any]:
@@ -206,7 +209,7 @@ async def test_official_library_signed_grant_request_verifies(
     client: CheckedClient, identity: ClientIdentity
 ) -> None:
     request = {"method": "POST", "url": AUTH, "body": grant_request(identity)}
-    assert (await send_node_signed(client, identity, request)).status_code == AUTHENTICATED
+    assert (await send_node_signed(client, identity, request)).status_code == GRANTED
 
 
 async def test_official_library_signed_request_with_body_and_token_verifies(
@@ -247,15 +250,22 @@ async def test_official_library_signature_by_another_key_is_refused(
 async def test_requests_signed_by_our_signer_verify(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant
 ) -> None:
+    manage = f"{AUTH}/token/{grant.access_token_id}"
     requests = [
-        signed(client, identity, "POST", AUTH, body=grant_request(identity)),
-        signed(client, identity, "POST", QUOTES, body=quote_request(), token=grant.access_token),
-        signed(client, identity, "GET", f"{QUOTES}/abc", token=grant.access_token),
-        signed(client, identity, "POST", f"{AUTH}/continue/abc", token=grant.continue_token),
-        signed(client, identity, "DELETE", f"{AUTH}/token/abc", token=grant.access_token),
-    ]
-    for request in requests:
-        assert (await client.send(request)).status_code == AUTHENTICATED, request.url
+        (signed(client, identity, "POST", AUTH, body=grant_request(identity)), GRANTED),
+        (signed(client, identity, "POST", QUOTES, body=quote_request(), token=grant.access_token),
+         AUTHENTICATED),
+        (signed(client, identity, "GET", f"{QUOTES}/abc", token=grant.access_token), AUTHENTICATED),
+        # Authenticated, then refused by the grant's state (issued already): 401 request_denied.
+        (signed(client, identity, "POST", f"{AUTH}/continue/{grant.grant_id}",
+                token=grant.continue_token), 401),
+        (signed(client, identity, "POST", manage, token=grant.access_token), 200),
+    ]  # fmt: skip
+    for request, status in requests:
+        response = await client.send(request)
+        assert response.status_code == status, (request.url, response.text)
+        if status == 401:
+            assert response.json()["error"]["code"] == "request_denied"
 
 
 # --- one test per attack --------------------------------------------------------------------
@@ -314,7 +324,7 @@ async def test_a_revoked_kid_is_refused_at_once(
     client: CheckedClient, identity: ClientIdentity, app: Starlette
 ) -> None:
     first = signed(client, identity, "POST", AUTH, body=grant_request(identity))
-    assert (await client.send(first)).status_code == AUTHENTICATED  # the key is now cached
+    assert (await client.send(first)).status_code == GRANTED  # the key is now cached
     services = app.state.services
     async with services.sessions() as session:
         wallet_id = await wallet_address_id_by_path(session, "/client-app")
@@ -492,7 +502,7 @@ async def test_a_token_signed_by_another_key_of_the_same_client_is_refused(
     request = signed(client, second, "GET", f"{QUOTES}/abc", token=grant.access_token)
     assert reason_of(await client.send(request)) == "key_not_bound"
     new_grant = signed(client, second, "POST", AUTH, body=grant_request(identity))
-    assert (await client.send(new_grant)).status_code == AUTHENTICATED
+    assert (await client.send(new_grant)).status_code == GRANTED
 
 
 # --- tokens and directed identity -----------------------------------------------------------
@@ -524,7 +534,7 @@ async def test_a_directed_identity_grant_is_bound_to_its_jwk(
     anonymous = ClientIdentity("https://nowhere.example/never-fetched", "jwk-1")
     body = {**grant_request(anonymous), "client": {"jwk": anonymous.jwk}}
     request = signed(client, anonymous, "POST", AUTH, body=body)
-    assert (await client.send(request)).status_code == AUTHENTICATED
+    assert (await client.send(request)).status_code == GRANTED
     grant = await issue_grant(app, anonymous, by_jwk=True)
     request = signed(client, anonymous, "GET", f"{QUOTES}/abc", token=grant.access_token)
     assert (await client.send(request)).status_code == AUTHENTICATED
