@@ -282,6 +282,36 @@ async def test_a_replayed_signature_is_refused(
     assert reason_of(await client.send(replay)) == "replayed_signature"
 
 
+async def test_an_identical_get_signed_without_nonce_may_repeat(
+    client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant
+) -> None:
+    # The official library signs without a nonce: the same GET twice in one second carries
+    # the same signature. A replayed GET changes nothing, so it is not refused.
+    request = client.build_request("GET", f"{QUOTES}/abc")
+    request.headers["Authorization"] = f"GNAP {grant.access_token}"
+    components = ("@method", "@target-uri", "authorization")
+    covering(components, request, identity.private_key, identity.key_id, int(time.time()))
+    for _ in range(2):
+        again = client.build_request("GET", f"{QUOTES}/abc", headers=request.headers)
+        assert (await client.send(again)).status_code == AUTHENTICATED
+
+
+async def test_official_library_signed_directed_identity_grant_request_verifies(
+    client: CheckedClient,
+) -> None:
+    anonymous = ClientIdentity("https://nowhere.example/never-fetched", "jwk-official")
+    body = {**grant_request(anonymous), "client": {"jwk": anonymous.jwk}}
+    request = {"method": "POST", "url": AUTH, "body": body}
+    response = await send_node_signed(client, anonymous, request)
+    assert response.status_code == GRANTED, response.text
+    token = response.json()["access_token"]["value"]
+    probe = await send_node_signed(
+        client, anonymous,
+        {"method": "GET", "url": f"{QUOTES}/abc", "headers": {"Authorization": f"GNAP {token}"}},
+    )  # fmt: skip
+    assert probe.status_code == AUTHENTICATED
+
+
 async def test_a_stale_created_is_refused(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant, app: Starlette
 ) -> None:
