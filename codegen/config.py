@@ -23,7 +23,7 @@ class SpecConfig:
     name: str
     """File stem in specs/ and the name of the spec everywhere else."""
     server: str
-    """Which opase server serves it: wallet_address, auth, resource (admin, idp later)."""
+    """Which opase server serves it: wallet_address, auth, resource, admin, introspection."""
     models_module: str
     """Module in generated/ that receives its pydantic models."""
     tag_modules: dict[str, str] = field(default_factory=dict)
@@ -74,6 +74,13 @@ SPECS: tuple[SpecConfig, ...] = (
             "exchange-rate": "admin.exchange_rates",
             "webhook": "admin.webhooks",
         },
+        upstream=False,
+    ),
+    SpecConfig(
+        name="introspection",
+        server="introspection",
+        models_module="models_introspection",
+        tag_modules={"introspection": "introspection"},
         upstream=False,
     ),
 )

@@ -457,4 +457,16 @@ OPERATIONS: tuple[Operation, ...] = (
         success_status=200,
         response_statuses=(200, 400, 401, 409),
     ),
+    Operation(
+        spec='introspection',
+        server='introspection',
+        operation_id='post-introspect',
+        method='POST',
+        path='/',
+        security=('introspectionApiKey',),
+        handler='opase.introspection:post_introspect',
+        request_model=None,
+        success_status=200,
+        response_statuses=(200, 400, 401),
+    ),
 )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 from starlette.applications import Starlette
 from starlette.datastructures import URLPath
@@ -39,18 +40,59 @@ class EveryRequest(BaseRoute):
         await self.app(scope, receive, send)
 
 
-def build_app(settings: Settings, services: Services | None = None) -> Starlette:
-    """The public app: wallet address, authorization and resource servers."""
+Role = Literal["auth", "resource", "wallet"]
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+ROLES_ENV: Final = "OPASE_SERVE_ROLES"
+"""How `opase serve --role` tells its worker processes which servers to serve (a comma
+list of roles; unset: all)."""
+
+
+def parse_roles(names: Iterable[str]) -> tuple[Role, ...]:
+    """The roles named, in canonical order; `all` names every role. ValueError otherwise."""
+    wanted = set(names)
+    if "all" in wanted:
+        wanted = (wanted - {"all"}) | set(ROLES)
+    unknown = wanted - set(ROLES)
+    if unknown or not wanted:
+        raise ValueError(f"roles are all or some of {', '.join(ROLES)}, not {sorted(unknown)}")
+    return tuple(role for role in ROLES if role in wanted)
+
+
+def check_roles(settings: Settings, roles: Collection[Role]) -> None:
+    """ValueError, saying what to set, for roles these settings cannot serve."""
+    if not roles:
+        raise ValueError("serve at least one of " + ", ".join(ROLES))
+    if "resource" in roles and "auth" not in roles and settings.introspection_url is None:
+        raise ValueError(
+            "the resource server without the authorization server needs introspection_url "
+            "(OPASE_INTROSPECTION_URL): the introspection listener of `opase serve --role "
+            f"auth`, e.g. http://{settings.introspection_host}:{settings.introspection_port}"
+        )
+    url = settings.introspection_url
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError(f"introspection_url {url!r} is not an http(s) URL")
+
+
+def serves_introspection(roles: Collection[Role]) -> bool:
+    """The introspection listener runs beside an authorization server whose resource
+    server runs elsewhere (with both in one process, the resource server asks in process)."""
+    return "auth" in roles and "resource" not in roles
+
+
+def build_app(
+    settings: Settings, services: Services | None = None, roles: Collection[Role] = ROLES
+) -> Starlette:
+    """The public app: the wallet address, authorization and resource servers, or those of
+    `roles` only (the others answer 404 here)."""
+    check_roles(settings, roles)
     services = services or Services.create(settings)
-    router = Router(
-        settings,
-        services,
-        {
-            "auth": settings.auth_server_url,
-            "resource": settings.resource_server_url,
-            "wallet_address": settings.public_url,
-        },
-    )
+    server_urls = {
+        "auth": settings.auth_server_url,
+        "resource": settings.resource_server_url,
+        "wallet_address": settings.public_url,
+    }
+    served = {"wallet_address" if role == "wallet" else role for role in roles}
+    router = Router(settings, services, {k: v for k, v in server_urls.items() if k in served})
     cors = Middleware(PublicCORSMiddleware, allow_origins=settings.cors_allow_origins)
     return _starlette(router, settings.public_url, middleware=[cors])
 
@@ -61,6 +103,22 @@ def build_admin_app(settings: Settings, services: Services | None = None) -> Sta
     services = services or Services.create(settings)
     router = Router(settings, services, {"admin": settings.admin_url})
     return _starlette(router, settings.admin_url, middleware=[])
+
+
+def introspection_url(settings: Settings) -> str:
+    """The base URL the introspection listener binds to."""
+    host = settings.introspection_host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.introspection_port}"
+
+
+def build_introspection_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """The token introspection API for resource servers in other processes, on its own
+    listener (never routed from the public app; no CORS, no GNAP)."""
+    services = services or Services.create(settings)
+    base_url = introspection_url(settings)
+    router = Router(settings, services, {"introspection": base_url})
+    return _starlette(router, base_url, middleware=[])
 
 
 def _starlette(router: Router, base_url: str, middleware: list[Middleware]) -> Starlette:
@@ -89,9 +147,16 @@ def _starlette(router: Router, base_url: str, middleware: list[Middleware]) -> S
 
 def create_app() -> Starlette:
     """Factory for `uvicorn --factory opase.app:create_app` (the worker processes)."""
-    return build_app(load_settings())
+    return build_app(
+        load_settings(), roles=parse_roles(os.environ.get(ROLES_ENV, "all").split(","))
+    )
 
 
 def create_admin_app() -> Starlette:
     """Factory for the admin listener (`opase serve` starts it beside the public one)."""
     return build_admin_app(load_settings())
+
+
+def create_introspection_app() -> Starlette:
+    """Factory for the introspection listener (`opase serve --role auth` starts it)."""
+    return build_introspection_app(load_settings())

@@ -15,7 +15,7 @@ from opase import __version__
 from opase.admin_cli import add_admin_parser
 from opase.settings import Settings
 
-ADMIN_STOP_TIMEOUT_S = 10
+LISTENER_STOP_TIMEOUT_S = 10
 
 
 def _apply_overrides(args: argparse.Namespace) -> None:
@@ -50,12 +50,22 @@ def command_migrate(args: argparse.Namespace) -> int:
 def command_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from opase.app import ROLES_ENV, check_roles, parse_roles, serves_introspection
     from opase.storage.migrate import upgrade_sync
 
     settings = _settings()
+    roles = parse_roles([args.role])
+    try:
+        check_roles(settings, roles)
+    except ValueError as exc:
+        raise SystemExit(f"opase: cannot serve --role {args.role}: {exc}") from exc
+    # Through the environment, like the settings, to uvicorn's worker processes.
+    os.environ[ROLES_ENV] = ",".join(roles)
     if not args.no_migrate:
         upgrade_sync(settings)
-    admin = _start_admin_listener(settings)
+    listeners = [_start_admin_listener(settings)]
+    if serves_introspection(roles):
+        listeners.append(_start_introspection_listener(settings))
     try:
         uvicorn.run(
             "opase.app:create_app",
@@ -69,9 +79,10 @@ def command_serve(args: argparse.Namespace) -> int:
             log_level="info",
         )
     finally:
-        if admin is not None:
-            admin.terminate()
-            admin.wait(timeout=ADMIN_STOP_TIMEOUT_S)
+        for listener in listeners:
+            if listener is not None:
+                listener.terminate()
+                listener.wait(timeout=LISTENER_STOP_TIMEOUT_S)
     return 0
 
 
@@ -91,6 +102,23 @@ def _start_admin_listener(settings: Settings) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(command)  # noqa: S603
 
 
+def _start_introspection_listener(settings: Settings) -> subprocess.Popen[bytes]:
+    """The token introspection API (`--role auth`) for the resource server in other
+    processes: one worker of its own, on `introspection_host` (loopback by default)."""
+    if settings.introspection_api_key is None:
+        logging.getLogger("opase").info(
+            "introspection listener on %s:%d without a key: keep it off public networks "
+            "(or set OPASE_INTROSPECTION_API_KEY)",
+            settings.introspection_host, settings.introspection_port,
+        )  # fmt: skip
+    command = [
+        sys.executable, "-m", "uvicorn", "opase.app:create_introspection_app", "--factory",
+        "--host", settings.introspection_host, "--port", str(settings.introspection_port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+    ]  # fmt: skip
+    return subprocess.Popen(command)  # noqa: S603
+
+
 def command_sandbox(args: argparse.Namespace) -> int:
     from opase.sandbox import run_sandbox
 
@@ -107,13 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"opase {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve the three Open Payments servers")
+    serve = commands.add_parser("serve", help="serve the Open Payments servers")
     serve.add_argument("--config", type=Path, help="TOML settings file (see README)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
     serve.add_argument("--no-migrate", action="store_true", help="skip schema migrations")
     serve.add_argument("--access-log", action="store_true")
+    serve.add_argument(
+        "--role",
+        choices=("all", "auth", "resource", "wallet"),
+        default="all",
+        help="which servers to run here: all (default) or one; `resource` needs "
+        "OPASE_INTROSPECTION_URL, and `auth` also starts the introspection listener",
+    )
     serve.set_defaults(run=command_serve)
 
     migrate = commands.add_parser("migrate", help="bring the database to the newest schema")

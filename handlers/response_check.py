@@ -4,9 +4,9 @@ Too slow for the live path (0.5-8 ms a response), so it runs in tests and, opt-i
 development (`OPASE_VALIDATE_RESPONSES=1`, where a violation becomes a logged 500).
 Needs the `test` extra (openapi-core).
 
-Statuses a spec does not declare for an operation (405, 413, 415, 501 and the like) come
-from opase's one error builder; they are checked against the Open Payments
-`error-response` schema instead.
+Statuses a spec does not declare for an operation (405, 413, 415, 501, a 503 when token
+introspection is unavailable, and the like) come from opase's one error builder; they are
+checked against the Open Payments `error-response` schema instead.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("opase.response_check")
 CHECK_HOST_URL = "http://opase.test"
-GENERIC_ERROR_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 409, 413, 415, 500, 501})
+GENERIC_ERROR_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 409, 413, 415, 500, 501, 503})
 
 
 class ResponseViolation(AssertionError):

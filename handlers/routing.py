@@ -243,7 +243,7 @@ class Router:
 
     async def handle(self, request: Request, match: Match, raw_path: str) -> Response:
         try:
-            self.authenticator.check_admin(match.operation, request.headers)
+            self.authenticator.check_bearer(match.operation, request.headers)
             context = await self._context(match, request, raw_path)
             context.client = await self.authenticator.authenticate(match, context)
             response = await self._answer(match.operation, context, raw_path)

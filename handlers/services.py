@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from opase.authorization.introspection import HttpIntrospector, InProcessIntrospector, Introspector
 from opase.cache import TtlCache
 from opase.security.client_keys import ClientKeys
 from opase.security.replay import DatabaseReplayCache, InProcessReplayCache, ReplayCache
@@ -31,6 +32,9 @@ class Services:
     replay_cache: ReplayCache
     """Signatures already accepted: shared by every worker on PostgreSQL, in memory on
     SQLite (one process)."""
+    introspector: Introspector
+    """What the resource server asks about access tokens: the authorization server in this
+    process, or, with `introspection_url` set, the introspection listener of another."""
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -46,6 +50,15 @@ class Services:
         replay_cache: ReplayCache = (
             DatabaseReplayCache(sessions) if settings.is_postgres else InProcessReplayCache()
         )
+        introspector: Introspector
+        if settings.introspection_url is None:
+            introspector = InProcessIntrospector(sessions)
+        else:
+            api_key = settings.introspection_api_key
+            introspector = HttpIntrospector(
+                settings.introspection_url,
+                api_key=None if api_key is None else api_key.get_secret_value(),
+            )
         return cls(
             settings=settings,
             engine=engine,
@@ -54,6 +67,7 @@ class Services:
             wallet_address_keys=cache(),
             client_keys=ClientKeys(settings, sessions),
             replay_cache=replay_cache,
+            introspector=introspector,
         )
 
     def forget_wallet_address(self, path: str) -> None:
@@ -64,4 +78,5 @@ class Services:
 
     async def close(self) -> None:
         await self.client_keys.close()
+        await self.introspector.aclose()
         await self.engine.dispose()

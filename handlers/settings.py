@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     `list_all_interaction` decides)."""
     quote_interaction: bool = False
     list_all_interaction: bool = True
-    """`list-all` (and `read-all` of outgoing payments) reveal other clients' payments."""
+    """Require consent for `list-all`, which reveals every client's payments."""
     finish_hash_encoding: Literal["base64", "base64url"] = "base64"
     """The interaction finish hash: standard base64 as the deployed clients verify it
     (`@interledger/open-payments`), or RFC 9635's base64url without padding."""
@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     introspection_host: str = "127.0.0.1"
     introspection_port: int = Field(default=4200, ge=1, le=65535)
     """The introspection listener of `opase serve --role auth` (never public)."""
+    introspection_api_key: SecretStr | None = None
+    """When set, the introspection listener wants `Authorization: Bearer <key>` and the
+    resource server sends it; unset, the listener's address is its only protection."""
 
     # Exchange rates: the static table (admin API), or a provider when this is set.
     exchange_rates_url: str | None = None

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -90,6 +91,67 @@ def test_serve_answers_with_several_workers_and_stops_on_sigint(tmp_path: Path) 
                 time.sleep(0.1)
         assert admin.status_code == 200 and admin.json() == {"result": []}
         assert httpx.get(admin_url).status_code == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+
+
+def test_serve_role_resource_without_introspection_url_exits_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    completed = opase(
+        "serve", "--role", "resource", "--no-migrate", env=clean_env(OPASE_DATA_DIR=str(tmp_path))
+    )
+    assert completed.returncode != 0
+    assert "--role resource" in completed.stderr
+    assert "OPASE_INTROSPECTION_URL" in completed.stderr
+    assert not (tmp_path / "opase.db").exists(), "refused before touching the database"
+    bad_url = opase(
+        "serve", "--role", "resource", "--no-migrate",
+        env=clean_env(OPASE_DATA_DIR=str(tmp_path), OPASE_INTROSPECTION_URL="ftp://as.internal"),
+    )  # fmt: skip
+    assert bad_url.returncode != 0 and "not an http(s) URL" in bad_url.stderr
+
+
+def _wait_for(
+    url: str, process: subprocess.Popen[str], deadline_s: float, **kwargs: Any
+) -> httpx.Response:
+    while True:
+        try:
+            return httpx.request(url=url, timeout=1, **kwargs)
+        except httpx.TransportError:
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline_s, f"{url} did not answer"
+            time.sleep(0.1)
+
+
+def test_serve_role_auth_starts_the_introspection_listener(tmp_path: Path) -> None:
+    port = free_port_pair()
+    introspection_port = port + 101
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opase", "serve", "--role", "auth", "--port", str(port)],
+        env=clean_env(
+            OPASE_DATA_DIR=str(tmp_path),
+            OPASE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+            OPASE_INTROSPECTION_PORT=str(introspection_port),
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline_s = time.monotonic() + SERVE_START_TIMEOUT_S
+        public = _wait_for(
+            f"http://127.0.0.1:{port}/op/incoming-payments/abc", process, deadline_s, method="GET"
+        )
+        assert public.status_code == 404  # no resource server in this process
+        introspection = _wait_for(
+            f"http://127.0.0.1:{introspection_port}/", process, deadline_s,
+            method="POST", json={"access_token": "not-a-token"},
+        )  # fmt: skip
+        assert introspection.status_code == 200
+        assert introspection.json() == {"active": False}
+        # Not routed from the public listener.
+        assert httpx.post(f"http://127.0.0.1:{port}/", json={}).status_code == 404
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)

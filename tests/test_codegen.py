@@ -31,6 +31,8 @@ IMPLEMENTED_OPERATIONS = {
     "revoke-wallet-address-key", "create-deposit", "create-withdrawal", "get-balance",
     "list-wallet-address-transfers", "list-asset-fees", "set-asset-fee", "get-exchange-rates",
     "set-exchange-rates", "get-webhook", "set-webhook",
+    # specs/introspection.yaml
+    "post-introspect",
 }  # fmt: skip
 
 

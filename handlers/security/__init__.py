@@ -1,14 +1,15 @@
 """Who may call an operation: the security step of the request path, decided in one place.
 
     admin API            Authorization: Bearer <admin API key>, compared in constant time
+    introspection API    Authorization: Bearer <introspection API key>, when one is set
     wallet address       anonymous
     grant request        signed by a key of the client the body names (wallet address or JWK)
     everything else      Authorization: GNAP <token>, signed by the key bound to its grant
 
 A signed request is checked by `httpsig` (components, Content-Digest over the bytes received,
 Ed25519, age), with the key from `client_keys` (or the grant's JWK for directed identity),
-then, for a method that changes state, claims its place in the replay cache. Every refusal is a 401 that names a short reason
-code; the reason is logged.
+then, for a method that changes state, claims its place in the replay cache. Every refusal
+is a 401 that names a short reason code; the reason is logged.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ log = logging.getLogger("opase.security")
 
 ADMIN_API_KEY: Final = "adminApiKey"
 ADMIN_CHALLENGE: Final = 'Bearer realm="opase-admin"'
+INTROSPECTION_API_KEY: Final = "introspectionApiKey"
+INTROSPECTION_CHALLENGE: Final = 'Bearer realm="opase-introspection"'
+BEARER_SCHEMES: Final = frozenset({ADMIN_API_KEY, INTROSPECTION_API_KEY})
 GRANT_REQUEST: Final = "post-request"
 CONTINUATION_OPERATIONS: Final = frozenset({"post-continue", "delete-continue"})
 TOKEN_MANAGEMENT_OPERATIONS: Final = frozenset({"post-token", "delete-token"})
@@ -74,17 +78,26 @@ class Authenticator:
         self.client_keys = client_keys
         self.replay_cache = replay_cache
         self.admin_keys = tuple(key.get_secret_value().encode() for key in settings.admin_api_keys)
+        introspection_key = settings.introspection_api_key
+        # Unset: the introspection listener's loopback address is what keeps others out.
+        self.introspection_keys = (
+            () if introspection_key is None else (introspection_key.get_secret_value().encode(),)
+        )
 
-    def check_admin(self, operation: Operation, headers: Headers) -> None:
-        """The admin key, checked before the body is even read."""
+    def check_bearer(self, operation: Operation, headers: Headers) -> None:
+        """The admin or introspection API key, checked before the body is even read."""
         if ADMIN_API_KEY in operation.security:
-            self._admin(headers)
+            _bearer(headers, self.admin_keys, "admin API key", ADMIN_CHALLENGE)
+        elif INTROSPECTION_API_KEY in operation.security and self.introspection_keys:
+            _bearer(
+                headers, self.introspection_keys, "introspection API key", INTROSPECTION_CHALLENGE
+            )
 
     async def authenticate(self, match: Match, context: RequestContext) -> ClientBinding | None:
         """The client the request proved to come from; None for anonymous requests and the
-        admin API (`check_admin` has passed)."""
+        bearer-key APIs (`check_bearer` has passed)."""
         operation = match.operation
-        if ADMIN_API_KEY in operation.security or operation.server == "wallet_address":
+        if BEARER_SCHEMES & set(operation.security) or operation.server == "wallet_address":
             return None
         binding = await self._claimed_binding(operation.operation_id, context)
         if binding is None:
@@ -122,9 +135,7 @@ class Authenticator:
         manages_token = operation_id in TOKEN_MANAGEMENT_OPERATIONS
         found = None
         if token is not None:
-            found = await binding_of_access_token(
-                self.sessions, token, allow_expired=manages_token
-            )
+            found = await binding_of_access_token(self.sessions, token, allow_expired=manages_token)
         if found is None:
             if manages_token:
                 raise InvalidClient("this needs Authorization: GNAP <access token> it manages")
@@ -177,22 +188,21 @@ class Authenticator:
             raise SignatureRejected("key_not_bound")
         return key
 
-    def _admin(self, headers: Headers) -> None:
-        scheme, _, presented = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not presented:
-            raise Unauthorized(
-                "this operation needs Authorization: Bearer <admin API key>",
-                headers={"WWW-Authenticate": ADMIN_CHALLENGE},
-            )
-        candidate = presented.strip().encode()
-        # Compare with every key, always: the time taken says nothing about which matched.
-        matched = False
-        for key in self.admin_keys:
-            matched |= hmac.compare_digest(candidate, key)
-        if not matched:
-            raise Unauthorized(
-                "the admin API key is not valid", headers={"WWW-Authenticate": ADMIN_CHALLENGE}
-            )
+
+def _bearer(headers: Headers, keys: tuple[bytes, ...], what: str, challenge: str) -> None:
+    scheme, _, presented = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        raise Unauthorized(
+            f"this operation needs Authorization: Bearer <{what}>",
+            headers={"WWW-Authenticate": challenge},
+        )
+    candidate = presented.strip().encode()
+    # Compare with every key, always: the time taken says nothing about which matched.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(candidate, key)
+    if not matched:
+        raise Unauthorized(f"the {what} is not valid", headers={"WWW-Authenticate": challenge})
 
 
 def _binding_from_grant_request(document: Any) -> ClientBinding:

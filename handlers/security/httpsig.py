@@ -21,8 +21,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass

@@ -1,0 +1,224 @@
+"""Token introspection: what an access token grants, as the resource server needs to know.
+
+`introspect` is the one place that decides, and its answer is the document of
+specs/introspection.yaml (the shape of the reference implementation's token introspection):
+`{"active": False}`, or `{"active": True, "grant", "access", "client"}`. The resource server
+asks through an `Introspector`: `InProcessIntrospector` when the authorization server runs in
+the same process (same database), `HttpIntrospector` when `opase serve --role` splits them
+and the answer comes from the introspection listener of `--role auth`. The protocol is also
+the seam for a cache: a later caching Introspector wraps another one.
+
+The HTTP introspector fails closed: any doubt about the answer (unreachable, slow, too large,
+not 200, not an introspection document) raises `IntrospectionUnavailable`, a 503; never an
+answer that would let a request through.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+import httpx
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from opase.errors import OpaseError
+from opase.limits import read_bounded
+from opase.security.bindings import token_sha256
+from opase.storage.tables import AccessToken, Grant
+
+log = logging.getLogger("opase.introspection")
+
+AccessItem = Mapping[str, Any]
+INACTIVE: Final = {"active": False}
+IMPLIED_BY: Final = {"read": "read-all", "list": "list-all"}
+"""A granted `read-all` allows `read` (of anyone's resources); `list-all` allows `list`."""
+LIVE_GRANT_STATE: Final = "finalized"
+"""Tokens are issued when a grant is finalized; any other state (revoked) ends them."""
+HTTP_TIMEOUT_S: Final = 5.0
+HTTP_RESPONSE_BYTES_MAX: Final = 64 * 1024
+"""An answer holds at most three access items and a JWK: far below this."""
+
+
+class IntrospectionUnavailable(OpaseError):
+    """The authorization server could not say whether the token is good: refuse (503)."""
+
+    status_code = 503
+    code = "service_unavailable"
+
+
+def covers(granted: AccessItem, requested: AccessItem) -> bool:
+    """Whether one granted access item allows everything one requested item asks for."""
+    if granted.get("type") != requested.get("type"):
+        return False
+    actions = set(granted.get("actions", ()))
+    for action in requested.get("actions", ()):
+        if action not in actions and IMPLIED_BY.get(action) not in actions:
+            return False
+    # A granted item without identifier allows any wallet address; one with an identifier
+    # allows only that one (a request naming none asks for more).
+    identifier = granted.get("identifier")
+    if identifier is not None and requested.get("identifier") != identifier:
+        return False
+    # As the reference: limits, when the request names them, are the granted limits.
+    limits = requested.get("limits")
+    return limits is None or limits == granted.get("limits")
+
+
+async def introspect(
+    sessions: async_sessionmaker[AsyncSession],
+    token: str,
+    access: Sequence[AccessItem] | None,
+) -> dict[str, Any]:
+    """The introspection document for `token`; with `access`, active only when the grant
+    covers every requested item (each by one granted item), and `access` in the answer is
+    then the granted items that do. Without `access`, every granted item."""
+    now = datetime.now(UTC)
+    async with sessions() as session:
+        grant = (
+            await session.execute(
+                sa.select(Grant)
+                .join(AccessToken, col(AccessToken.grant_id) == col(Grant.id))
+                .where(
+                    col(AccessToken.value_sha256) == token_sha256(token),
+                    col(AccessToken.revoked_at).is_(None),
+                    sa.or_(
+                        col(AccessToken.expires_at).is_(None), col(AccessToken.expires_at) > now
+                    ),
+                    col(Grant.state) == LIVE_GRANT_STATE,
+                )
+            )
+        ).scalar_one_or_none()
+    if grant is None:
+        return dict(INACTIVE)
+    granted = grant.access
+    if access is None:
+        chosen = list(granted)
+    else:
+        indexes: set[int] = set()
+        for item in access:
+            index = next((i for i, g in enumerate(granted) if covers(g, item)), None)
+            if index is None:
+                return dict(INACTIVE)
+            indexes.add(index)
+        chosen = [granted[i] for i in sorted(indexes)]
+    return {
+        "active": True,
+        "grant": str(grant.id),
+        "access": [dict(item) for item in chosen],
+        "client": _client(grant),
+    }
+
+
+def _client(grant: Grant) -> dict[str, Any]:
+    if grant.client_wallet_address is not None:
+        return {"walletAddress": grant.client_wallet_address}
+    assert grant.client_jwk is not None  # the table holds exactly one identity
+    return {"jwk": dict(grant.client_jwk)}
+
+
+class Introspector(Protocol):
+    """How the resource server asks about a token; answers the introspection document."""
+
+    async def introspect(
+        self, token: str, access: Sequence[AccessItem] | None = None
+    ) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class InProcessIntrospector:
+    """The authorization server's own answer, from the shared database."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def introspect(
+        self, token: str, access: Sequence[AccessItem] | None = None
+    ) -> dict[str, Any]:
+        return await introspect(self.sessions, token, access)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class HttpIntrospector:
+    """The answer of the introspection listener of `opase serve --role auth`."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = HTTP_TIMEOUT_S,
+        *,
+        api_key: str | None = None,
+        response_bytes_max: int = HTTP_RESPONSE_BYTES_MAX,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"introspection URL {url!r} is not an http(s) URL")
+        self.url = url
+        self.response_bytes_max = response_bytes_max
+        headers = {"Accept": "application/json"}
+        if api_key is not None:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,
+            # The listener is a fixed internal address: no proxy from the environment.
+            trust_env=False,
+            headers=headers,
+        )
+
+    async def introspect(
+        self, token: str, access: Sequence[AccessItem] | None = None
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {"access_token": token}
+        if access is not None:
+            request["access"] = [dict(item) for item in access]
+        try:
+            async with self._http.stream(
+                "POST",
+                self.url,
+                content=orjson.dumps(request),
+                headers={"Content-Type": "application/json"},
+            ) as response:
+                if response.status_code != 200:
+                    raise ValueError(f"HTTP {response.status_code}")
+                body = await read_bounded(
+                    response.aiter_bytes(),
+                    declared_length=response.headers.get("content-length"),
+                    size_bytes_max=self.response_bytes_max,
+                    too_large=lambda: ValueError("answer too large"),
+                )
+            document = orjson.loads(body)
+            _check_document(document)
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            # Never the token in the log: it is a bearer credential.
+            log.warning("token introspection at %s failed: %s", self.url, exc)
+            raise IntrospectionUnavailable(
+                "the authorization server could not be asked about this token; try again later"
+            ) from exc
+        result: dict[str, Any] = document
+        return result
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _check_document(document: Any) -> None:
+    """ValueError unless `document` is an introspection answer: a wrong listener (another
+    service at that address) must not read as a grant."""
+    if not isinstance(document, dict) or not isinstance(document.get("active"), bool):
+        raise ValueError("not an introspection answer")
+    if document["active"] and not (
+        isinstance(document.get("grant"), str)
+        and isinstance(document.get("access"), list)
+        and all(isinstance(item, dict) for item in document["access"])
+        and isinstance(document.get("client"), dict)
+    ):
+        raise ValueError("an active answer without grant, access and client")
