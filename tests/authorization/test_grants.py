@@ -262,6 +262,24 @@ async def test_limits_are_stored_for_spending(gnap: Gnap, app: Starlette) -> Non
     assert spending.interval == "R/2026-12-01T00:00:00Z/P1M"
 
 
+async def test_a_subject_grant_proves_ownership_after_consent(gnap: Gnap, app: Starlette) -> None:
+    subject = {"sub_ids": [{"id": ALICE, "format": "uri"}]}
+    body = {
+        "client": {"walletAddress": gnap.identity.wallet_address_url},
+        "subject": subject,
+        "interact": {"start": ["redirect"], "finish": FINISH},
+    }
+    response = await gnap.request(body)
+    assert response.status_code == 200, response.text
+    grant = response.json()
+    assert "interact" in grant  # ownership is the owner's to confirm
+    issued = await gnap.continue_(grant, await approve(app, grant))
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["subject"] == subject and "access_token" not in issued.json()
+    elsewhere = {**body, "subject": {"sub_ids": [{"id": "https://x.example/a", "format": "uri"}]}}
+    assert error_code(await gnap.request(elsewhere), 400) == "invalid_request"
+
+
 # --- POST /continue/{id} --------------------------------------------------------------------
 
 
