@@ -3,7 +3,8 @@
     OpaseError (500 internal_error)
     ├── InvalidRequest (400 invalid_request)
     │   ├── TooFast (400 too_fast): polled a grant sooner than its `continue.wait`
-    │   └── InvalidRotation (400 invalid_rotation)
+    │   ├── InvalidRotation (400 invalid_rotation)
+    │   └── InvalidInteraction (400 invalid_interaction): expired, decided, or another browser
     ├── Unauthorized (401 unauthorized; WWW-Authenticate: GNAP as_uri=<auth server>)
     │   ├── InvalidClient (401 invalid_client): the client or its signature is not proven
     │   ├── InvalidContinuation (401 invalid_continuation): no live grant for that token
@@ -12,6 +13,7 @@
     ├── NotFound (404 not_found)
     │   ├── UnknownContinuation (404 invalid_continuation): the token's grant is another
     │   ├── UnknownGrant (404 invalid_request)
+    │   ├── UnknownInteraction (404 unknown_interaction): no interaction with that id and nonce
     │   └── UnknownToken (404 invalid_rotation): the token's manage URL is another
     ├── MethodNotAllowed (405 method_not_allowed; Allow)
     ├── NotAcceptable (406 not_acceptable)
@@ -68,6 +70,10 @@ class InvalidRotation(InvalidRequest):
     code = "invalid_rotation"
 
 
+class InvalidInteraction(InvalidRequest):
+    code = "invalid_interaction"
+
+
 class Unauthorized(OpaseError):
     status_code = 401
     code = "unauthorized"
@@ -101,6 +107,10 @@ class UnknownContinuation(NotFound):
 
 class UnknownGrant(NotFound):
     code = "invalid_request"
+
+
+class UnknownInteraction(NotFound):
+    code = "unknown_interaction"
 
 
 class UnknownToken(NotFound):

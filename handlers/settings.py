@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     finish_hash_encoding: Literal["base64", "base64url"] = "base64"
     """The interaction finish hash: standard base64 as the deployed clients verify it
     (`@interledger/open-payments`), or RFC 9635's base64url without padding."""
+    idp_consent_url: str | None = None
+    """The ASE's own identity provider: where the owner is sent to log in and decide
+    (`?interactId=&nonce=&clientUri=` appended). Unset: the built-in consent pages."""
+    idp_secret: SecretStr | None = None
+    """The shared secret the ASE's identity provider sends as `x-idp-secret` to the
+    identity provider API (specs/idp.yaml). Unset: that API refuses every call."""
     introspection_url: str | None = None
     """Where the resource server introspects tokens when the authorization server runs in
     other processes (`opase serve --role resource`); unset: in process."""

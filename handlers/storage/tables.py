@@ -477,6 +477,10 @@ class Grant(SQLModel, table=True):
     interaction_expires_at: datetime | None = Field(
         default=None, sa_type=UtcDateTime, nullable=True
     )
+    interaction_session_sha256: str | None = Field(
+        default=None, sa_type=sa.String(SHA256_HEX_LENGTH), nullable=True
+    )
+    """The browser that started the interaction (a cookie's hash): only it may finish it."""
     finish_uri: str | None = Field(default=None, sa_type=sa.String(URL_LENGTH_MAX), nullable=True)
     finish_nonce: str | None = Field(
         default=None, sa_type=sa.String(NONCE_LENGTH_MAX), nullable=True

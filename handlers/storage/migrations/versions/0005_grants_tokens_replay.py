@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("interact_nonce", sa.String(length=255), nullable=True),
         sa.Column("interact_ref", sa.String(length=255), nullable=True),
         _timestamp("interaction_expires_at", nullable=True),
+        sa.Column("interaction_session_sha256", sa.String(length=64), nullable=True),
         sa.Column("finish_uri", sa.String(length=2048), nullable=True),
         sa.Column("finish_nonce", sa.String(length=255), nullable=True),
         sa.Column("wait_s", sa.Integer(), nullable=True),
