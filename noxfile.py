@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -21,6 +23,9 @@ def install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """The whole test suite, on SQLite and on a throwaway PostgreSQL cluster."""
     install(session, "test", "codegen")
+    # Debian's chromium for the consent-page browser tests, when the machine lacks it.
+    if shutil.which("chromium") is None:
+        session.run("bash", ".ci/install-chromium", external=True)
     # The official Open Payments JavaScript libraries, exactly as locked (tests/node_oracle.py).
     session.run("npm", "ci", "--no-audit", "--no-fund", "--prefix", "tests/node", external=True)
     session.run("pytest", *session.posargs)
