@@ -380,8 +380,10 @@ class PostContinueRequest(BaseModel):
     """
 
 
-class PostContinueResponse1(RootModel[ErrorTooFast | ErrorInvalidClient]):
-    root: ErrorTooFast | ErrorInvalidClient
+class PostContinueResponse1(
+    RootModel[ErrorTooFast | ErrorInvalidClient | ErrorInvalidRequest]
+):
+    root: ErrorTooFast | ErrorInvalidClient | ErrorInvalidRequest
 
 
 class PostContinueResponse2(
@@ -398,6 +400,10 @@ class DeleteContinueResponse(
     RootModel[ErrorInvalidClient | ErrorInvalidContinuation | ErrorInvalidRequest]
 ):
     root: ErrorInvalidClient | ErrorInvalidContinuation | ErrorInvalidRequest
+
+
+class PostTokenResponse1(RootModel[ErrorInvalidRotation | ErrorInvalidRequest]):
+    root: ErrorInvalidRotation | ErrorInvalidRequest
 
 
 class AccessOutgoing(BaseModel):

@@ -227,6 +227,8 @@ async def request_grant(
     assert client.key_id is not None and client.key_thumbprint is not None
     access = normalized_access(document.get("access_token", {}).get("access", []))
     subject = document.get("subject")
+    if not access and subject is None:
+        raise InvalidRequest("the grant asks for nothing: access_token.access is empty")
     limits = await spending_limits(session, settings, access)
     if subject is not None:
         for sub_id in subject["sub_ids"]:

@@ -11,8 +11,8 @@ where a note says otherwise:
 
 - `Rn` repeats the first interval n times: n + 1 intervals in all, so `R0` is the first
   interval alone and `R1` two of them (Rafiki's reading, and ISO 8601's "R0: not repeated").
-  `R` is unbounded. `R-1`, which Rafiki also reads as unbounded, is refused: aniso8601 does
-  not accept it and `R/` says the same thing.
+  `R` is unbounded, and so is `R-1` (the Open Payments spec's own example uses it, and
+  Rafiki reads it so; aniso8601 does not accept it, so it is read as `R`).
 - Intervals are half-open, [start, end): a payment exactly at a boundary belongs to the
   interval that starts there (Rafiki: luxon's `Interval.contains`).
 - `start/duration` repeats forward from the start; `duration/end` backward from the end
@@ -150,8 +150,10 @@ def _parse(text: str) -> RepeatingInterval:
             f"{text!r} is not a repeating interval: it starts with R "
             "(e.g. R/2026-01-01T00:00:00Z/P1M)"
         )
+    # ISO 8601-2's "R-1": unbounded, the same as "R".
+    iso_text = "R/" + text[len("R-1/") :] if text.startswith("R-1/") else text
     try:
-        parsed = _aniso_parse(text, builder=TupleBuilder)
+        parsed = _aniso_parse(iso_text, builder=TupleBuilder)
     except (ValueError, TypeError) as exc:  # aniso8601's ISOFormatError is a ValueError
         raise ValueError(f"{text!r} is not an ISO 8601 repeating interval: {exc}") from None
     count = _interval_count(text, parsed.R, parsed.Rnn)

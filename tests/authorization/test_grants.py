@@ -154,6 +154,13 @@ async def test_repeated_actions_are_refused_and_order_is_kept(gnap: Gnap) -> Non
     assert grant["access_token"]["access"][0]["actions"] == ["read", "create"]
 
 
+async def test_a_grant_asking_for_nothing_is_refused(gnap: Gnap) -> None:
+    body = {**grant_body(gnap.identity), "access_token": {"access": []}}
+    assert error_code(await gnap.request(body), 400) == "invalid_request"
+    interactive = {**body, "interact": {"start": ["redirect"]}}
+    assert error_code(await gnap.request(interactive), 400) == "invalid_request"
+
+
 async def test_an_identifier_must_be_a_wallet_address_of_this_ase(gnap: Gnap) -> None:
     body = grant_body(gnap.identity, incoming(identifier="https://elsewhere.example/bob"))
     assert error_code(await gnap.request(body), 400) == "invalid_request"
@@ -352,6 +359,16 @@ async def test_a_continue_token_works_only_at_its_own_grant(gnap: Gnap) -> None:
     assert error_code(response, 404) == "invalid_continuation"
     response = await gnap.continue_(first, "x", token="never-issued")
     assert error_code(response, 401) == "invalid_continuation"
+
+
+@pytest.mark.parametrize("body", [{"interact_ref": 5}, {"interact_ref": {}}])
+async def test_a_malformed_continuation_is_invalid_request(
+    gnap: Gnap, body: dict[str, Any]
+) -> None:
+    grant = await gnap.grant(outgoing(), interact={"start": ["redirect"], "finish": FINISH})
+    auth = GnapAuth(gnap.identity, grant["continue"]["access_token"]["value"])
+    response = await gnap.client.post(grant["continue"]["uri"], json=body, auth=auth)
+    assert error_code(response, 400) == "invalid_request"  # spec patched to admit it
 
 
 async def test_racing_continuations_issue_one_token(gnap: Gnap, app: Starlette) -> None:

@@ -41,6 +41,9 @@ CONTAINING = [
     ("R/2026-01-01T00:00:00Z/P1M", "2026-02-01T00:00:00Z", span("2026-02-01T00:00:00Z", "2026-03-01T00:00:00Z"), "at-boundary-is-next"),
     ("R/2026-01-01T00:00:00Z/P1M", "2026-03-15T12:00:00Z", span("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"), "third-month"),
     ("R/2026-01-01T00:00:00Z/P1M", "2025-12-31T23:59:59Z", None, "not-started"),
+    ("R-1/2026-01-01T00:00:00Z/P1M", "2030-03-15T12:00:00Z", span("2030-03-01T00:00:00Z", "2030-04-01T00:00:00Z"), "R-1-unbounded"),
+    # The Open Payments spec's own example.
+    ("R-1/P1Y2M10DT2H30M/2022-05-11T15:30:00Z", "2022-05-11T15:29:59Z", span("2021-03-01T13:00:00Z", "2022-05-11T15:30:00Z"), "R-1-spec-example"),
     ("R/2026-01-01T00:00:00Z/P1M", "2126-07-04T00:00:00Z", span("2126-07-01T00:00:00Z", "2126-08-01T00:00:00Z"), "century-later"),
     # Rn/start/duration: the first interval and n repetitions.
     ("R12/2026-01-01T00:00:00Z/P1M", "2027-01-15T00:00:00Z", span("2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z"), "R12-thirteenth"),
@@ -135,7 +138,7 @@ INVALID = [
     ("R/2026-01-01T00:00:00Z/P1W1D", "not an ISO 8601 repeating interval"),
     ("R/2026-01-01T00:00:00Z/p1d", "not an ISO 8601 repeating interval"),
     ("R /2026-01-01T00:00:00Z/P1D", "repetition count"),
-    ("R-1/2026-01-01T00:00:00Z/P1D", "write R/ for unbounded"),
+    ("R-2/2026-01-01T00:00:00Z/P1D", "write R/ for unbounded"),
     ("Rx/2026-01-01T00:00:00Z/P1D", "repetition count"),
     ("R1.5/2026-01-01T00:00:00Z/P1D", "repetition count"),
     ("R/2026-01-01T00:00:00Z/P0D", "must not be zero"),
