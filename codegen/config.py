@@ -23,7 +23,8 @@ class SpecConfig:
     name: str
     """File stem in specs/ and the name of the spec everywhere else."""
     server: str
-    """Which opase server serves it: wallet_address, auth, resource, admin, introspection."""
+    """Which opase server serves it: wallet_address, auth, resource, admin, introspection.
+    Several specs may share one server (their paths then live under the same base URL)."""
     models_module: str
     """Module in generated/ that receives its pydantic models."""
     tag_modules: dict[str, str] = field(default_factory=dict)
@@ -81,6 +82,22 @@ SPECS: tuple[SpecConfig, ...] = (
         server="introspection",
         models_module="models_introspection",
         tag_modules={"introspection": "introspection"},
+        upstream=False,
+    ),
+    # The owner's browser during an interactive grant, and the identity provider's back
+    # channel: both under the authorization server's URL, beside auth-server.yaml.
+    SpecConfig(
+        name="interaction",
+        server="auth",
+        models_module="models_interaction",
+        tag_modules={"interaction": "interactions"},
+        upstream=False,
+    ),
+    SpecConfig(
+        name="idp",
+        server="auth",
+        models_module="models_idp",
+        tag_modules={"idp": "idp_api"},
         upstream=False,
     ),
 )

@@ -33,6 +33,9 @@ IMPLEMENTED_OPERATIONS = {
     "set-exchange-rates", "get-webhook", "set-webhook",
     # specs/introspection.yaml
     "post-introspect",
+    # specs/interaction.yaml and specs/idp.yaml
+    "start-interaction", "finish-interaction", "get-grant-details", "accept-grant",
+    "reject-grant",
 }  # fmt: skip
 
 

@@ -267,4 +267,5 @@ async def test_dev_mode_turns_a_response_that_breaks_the_spec_into_a_500(
 
 
 def test_operations_table_is_not_empty() -> None:
-    assert len(OPERATIONS) == 18 + 18 + 1  # Open Payments specs + admin + introspection
+    # Open Payments specs + admin + introspection + interaction + identity provider API
+    assert len(OPERATIONS) == 18 + 18 + 1 + 2 + 3

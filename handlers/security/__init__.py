@@ -2,6 +2,9 @@
 
     admin API            Authorization: Bearer <admin API key>, compared in constant time
     introspection API    Authorization: Bearer <introspection API key>, when one is set
+    identity provider    x-idp-secret: <idp secret>, constant time; none set: every call refused
+    interaction pages    anonymous: the owner's browser (id, nonce and session cookie checked
+                         by the interaction service)
     wallet address       anonymous
     grant request        signed by a key of the client the body names (wallet address or JWK)
     everything else      Authorization: GNAP <token>, signed by the key bound to its grant
@@ -52,7 +55,13 @@ ADMIN_API_KEY: Final = "adminApiKey"
 ADMIN_CHALLENGE: Final = 'Bearer realm="opase-admin"'
 INTROSPECTION_API_KEY: Final = "introspectionApiKey"
 INTROSPECTION_CHALLENGE: Final = 'Bearer realm="opase-introspection"'
-BEARER_SCHEMES: Final = frozenset({ADMIN_API_KEY, INTROSPECTION_API_KEY})
+IDP_API_KEY: Final = "idpSecret"
+IDP_API_KEY_HEADER: Final = "x-idp-secret"
+IDP_CHALLENGE: Final = 'x-idp-secret realm="opase-idp"'
+BEARER_SCHEMES: Final = frozenset({ADMIN_API_KEY, INTROSPECTION_API_KEY, IDP_API_KEY})
+BROWSER_OPERATIONS: Final = frozenset({"start-interaction", "finish-interaction"})
+"""The owner's browser, which has no key: the interaction service checks the interaction's
+id, nonce and session cookie instead."""
 GRANT_REQUEST: Final = "post-request"
 CONTINUATION_OPERATIONS: Final = frozenset({"post-continue", "delete-continue"})
 TOKEN_MANAGEMENT_OPERATIONS: Final = frozenset({"post-token", "delete-token"})
@@ -83,21 +92,30 @@ class Authenticator:
         self.introspection_keys = (
             () if introspection_key is None else (introspection_key.get_secret_value().encode(),)
         )
+        idp_secret = settings.idp_secret.get_secret_value() if settings.idp_secret else ""
+        self.idp_secrets = (idp_secret.encode(),) if idp_secret else ()
 
     def check_bearer(self, operation: Operation, headers: Headers) -> None:
-        """The admin or introspection API key, checked before the body is even read."""
+        """The admin or introspection API key, or the identity provider's secret, checked
+        before the body is even read."""
         if ADMIN_API_KEY in operation.security:
             _bearer(headers, self.admin_keys, "admin API key", ADMIN_CHALLENGE)
         elif INTROSPECTION_API_KEY in operation.security and self.introspection_keys:
             _bearer(
                 headers, self.introspection_keys, "introspection API key", INTROSPECTION_CHALLENGE
             )
+        elif IDP_API_KEY in operation.security:
+            _header_key(headers, IDP_API_KEY_HEADER, self.idp_secrets, IDP_CHALLENGE)
 
     async def authenticate(self, match: Match, context: RequestContext) -> ClientBinding | None:
         """The client the request proved to come from; None for anonymous requests and the
         bearer-key APIs (`check_bearer` has passed)."""
         operation = match.operation
-        if BEARER_SCHEMES & set(operation.security) or operation.server == "wallet_address":
+        if (
+            BEARER_SCHEMES & set(operation.security)
+            or operation.server == "wallet_address"
+            or operation.operation_id in BROWSER_OPERATIONS
+        ):
             return None
         binding = await self._claimed_binding(operation.operation_id, context)
         if binding is None:
@@ -196,7 +214,20 @@ def _bearer(headers: Headers, keys: tuple[bytes, ...], what: str, challenge: str
             f"this operation needs Authorization: Bearer <{what}>",
             headers={"WWW-Authenticate": challenge},
         )
-    candidate = presented.strip().encode()
+    _check_key(presented.strip(), keys, what, challenge)
+
+
+def _header_key(headers: Headers, name: str, keys: tuple[bytes, ...], challenge: str) -> None:
+    presented = headers.get(name, "")
+    if not presented:
+        raise Unauthorized(
+            f"this operation needs the {name} header", headers={"WWW-Authenticate": challenge}
+        )
+    _check_key(presented, keys, f"{name} header", challenge)
+
+
+def _check_key(presented: str, keys: tuple[bytes, ...], what: str, challenge: str) -> None:
+    candidate = presented.encode()
     # Compare with every key, always: the time taken says nothing about which matched.
     matched = False
     for key in keys:
