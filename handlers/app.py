@@ -10,10 +10,11 @@ from typing import Any, Final, Literal, get_args
 from starlette.applications import Starlette
 from starlette.datastructures import URLPath
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.routing import BaseRoute, Match, Mount, NoMatchFound
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opase.cors import PublicCORSMiddleware
+from opase.idp import build_idp_app, idp_base_path
 from opase.routing import Router, render_unhandled
 from opase.services import Services
 from opase.settings import Settings, load_settings
@@ -94,7 +95,13 @@ def build_app(
     served = {"wallet_address" if role == "wallet" else role for role in roles}
     router = Router(settings, services, {k: v for k, v in server_urls.items() if k in served})
     cors = Middleware(PublicCORSMiddleware, allow_origins=settings.cors_allow_origins)
-    return _starlette(router, settings.public_url, middleware=[cors])
+    # The built-in identity provider's pages come before the route table, so the wallet
+    # address server never sees /idp paths. CORS wraps them too, harmlessly: it never allows
+    # credentials, so no other origin can read a page made with the owner's cookie.
+    pages: list[BaseRoute] = []
+    if "auth" in roles and settings.idp_consent_url is None:
+        pages.append(Mount(idp_base_path(settings), app=build_idp_app(settings, services)))
+    return _starlette(router, settings.public_url, middleware=[cors], routes=pages)
 
 
 def build_admin_app(settings: Settings, services: Services | None = None) -> Starlette:
@@ -121,7 +128,12 @@ def build_introspection_app(settings: Settings, services: Services | None = None
     return _starlette(router, base_url, middleware=[])
 
 
-def _starlette(router: Router, base_url: str, middleware: list[Middleware]) -> Starlette:
+def _starlette(
+    router: Router,
+    base_url: str,
+    middleware: list[Middleware],
+    routes: Iterable[BaseRoute] = (),
+) -> Starlette:
     services = router.services
 
     @asynccontextmanager
@@ -132,7 +144,7 @@ def _starlette(router: Router, base_url: str, middleware: list[Middleware]) -> S
     app = Starlette(
         # Every path and method goes to the generated route table; Starlette's own router
         # would redirect trailing slashes, which breaks signatures over `@target-uri`.
-        routes=[EveryRequest(router)],
+        routes=[*routes, EveryRequest(router)],
         middleware=middleware,
         exception_handlers={Exception: render_unhandled},
         lifespan=lifespan,

@@ -565,3 +565,38 @@ class SeenSignature(SQLModel, table=True):
         sa_column=sa.Column(sa.String(SHA256_HEX_LENGTH), primary_key=True)
     )
     expires_at: datetime = Field(sa_type=UtcDateTime, nullable=False, index=True)
+
+
+IDP_CSRF_TOKEN_LENGTH_MAX: Final = 64
+
+
+class IdpSession(SQLModel, table=True):
+    """A browser's session with the built-in identity provider (`opase.idp`): anonymous
+    (`owner_id` None: it carries the login form's CSRF token) or logged in. The cookie holds
+    a random value; only its SHA-256 is stored, so a database leak opens no session."""
+
+    __tablename__ = "idp_sessions"
+
+    id: str = Field(sa_column=sa.Column(sa.String(SHA256_HEX_LENGTH), primary_key=True))
+    """SHA-256 (hex) of the cookie value."""
+    owner_id: uuid.UUID | None = Field(
+        default=None,
+        sa_type=sa.Uuid,
+        nullable=True,
+        sa_column_args=[sa.ForeignKey("owners.id", name="fk_idp_sessions_owner_id_owners")],
+    )
+    csrf_token: str = Field(sa_type=sa.String(IDP_CSRF_TOKEN_LENGTH_MAX), nullable=False)
+    created_at: datetime = _created_at_field()
+    expires_at: datetime = Field(sa_type=UtcDateTime, nullable=False, index=True)
+
+
+class IdpLoginFailure(SQLModel, table=True):
+    """Login attempts of the built-in identity provider within the current window, per
+    username and per client address (`opase.idp.sessions` explains the policy). The key is
+    the SHA-256 of `username:<name>` or `address:<ip>`: fixed width, and no names stored."""
+
+    __tablename__ = "idp_login_failures"
+
+    key_sha256: str = Field(sa_column=sa.Column(sa.String(SHA256_HEX_LENGTH), primary_key=True))
+    failure_count: int = Field(sa_type=sa.Integer, nullable=False)
+    window_started_at: datetime = Field(sa_type=UtcDateTime, nullable=False, index=True)

@@ -42,6 +42,8 @@ ED25519_PUBLIC_KEY_BYTES: Final = 32
 KEY_ID_LENGTH_MAX: Final = 255
 USERNAME_LENGTH_MAX: Final = 64
 PUBLIC_NAME_LENGTH_MAX: Final = 255
+IDP_PATH: Final = "/idp"
+"""Where the built-in identity provider's pages answer (`opase.idp`), under the public URL."""
 
 _password_hasher: Final = PasswordHasher()
 
@@ -172,9 +174,10 @@ async def create_wallet_address(
     reserved_paths: tuple[str, ...] = (),
 ) -> WalletAddress:
     """An active wallet address at `path` and its ledger account. `reserved_paths` are
-    where other servers answer on the same host (`Settings.reserved_wallet_address_paths`)."""
+    where other servers answer on the same host (`Settings.reserved_wallet_address_paths`);
+    IDP_PATH is always reserved."""
     check_wallet_address_path(path)
-    for reserved in reserved_paths:
+    for reserved in (*reserved_paths, IDP_PATH):
         if path == reserved or path.startswith(reserved + "/"):
             raise ValueError(
                 f"wallet address path {path!r} is under {reserved}, where another server answers"

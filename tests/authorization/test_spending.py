@@ -268,7 +268,7 @@ async def test_an_invalid_interval_is_not_stored(sessions: Sessions) -> None:
     async with sessions() as session:
         with pytest.raises(ValueError, match="repetition count"):
             await create_spending(
-                session, grant_id, SpendingLimits(1, None, "R-1/2026-01-01T00:00:00Z/P1D")
+                session, grant_id, SpendingLimits(1, None, "R-2/2026-01-01T00:00:00Z/P1D")
             )
         count = await session.scalar(sa.select(sa.func.count()).select_from(GrantSpending))
         assert count == 0
