@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 
 async def read_bounded(
@@ -25,3 +29,16 @@ async def read_bounded(
             raise too_large()
         received.append(chunk)
     return b"".join(received)
+
+
+async def read_ok_answer(response: httpx.Response, *, size_bytes_max: int, what: str) -> bytes:
+    """The body of another server's 200 answer (a streamed httpx response), at most
+    `size_bytes_max` bytes; ValueError, naming `what`, for any other status or a larger body."""
+    if response.status_code != 200:
+        raise ValueError(f"{what}: HTTP {response.status_code}")
+    return await read_bounded(
+        response.aiter_bytes(),
+        declared_length=response.headers.get("content-length"),
+        size_bytes_max=size_bytes_max,
+        too_large=lambda: ValueError(f"{what}: larger than {size_bytes_max} bytes"),
+    )

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from opase.errors import OpaseError
-from opase.limits import read_bounded
+from opase.limits import read_ok_answer
 from opase.security.bindings import token_sha256
 from opase.storage.tables import AccessToken, Grant
 
@@ -187,13 +187,8 @@ class HttpIntrospector:
                 content=orjson.dumps(request),
                 headers={"Content-Type": "application/json"},
             ) as response:
-                if response.status_code != 200:
-                    raise ValueError(f"HTTP {response.status_code}")
-                body = await read_bounded(
-                    response.aiter_bytes(),
-                    declared_length=response.headers.get("content-length"),
-                    size_bytes_max=self.response_bytes_max,
-                    too_large=lambda: ValueError("answer too large"),
+                body = await read_ok_answer(
+                    response, size_bytes_max=self.response_bytes_max, what="introspection"
                 )
             document = orjson.loads(body)
             _check_document(document)

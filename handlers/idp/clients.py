@@ -20,7 +20,7 @@ import httpx
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from opase.limits import read_bounded
+from opase.limits import read_ok_answer
 from opase.settings import Settings
 from opase.wallets.service import find_active_wallet_address
 
@@ -103,13 +103,8 @@ async def _fetch_public_name(
         ) as http,
         http.stream("GET", url) as response,
     ):
-        if response.status_code != httpx.codes.OK:
-            raise ValueError(f"HTTP {response.status_code}")
-        body = await read_bounded(
-            response.aiter_bytes(),
-            declared_length=response.headers.get("content-length"),
-            size_bytes_max=settings.client_keys_bytes_max,
-            too_large=lambda: ValueError("the wallet address document is too large"),
+        body = await read_ok_answer(
+            response, size_bytes_max=settings.client_keys_bytes_max, what="wallet address"
         )
     document = orjson.loads(body)
     return clean_public_name(document.get("publicName") if isinstance(document, dict) else None)

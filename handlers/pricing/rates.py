@@ -28,7 +28,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from opase.limits import read_bounded
+from opase.limits import read_ok_answer
 from opase.settings import Settings
 from opase.storage.tables import EXCHANGE_RATE_LENGTH_MAX, ExchangeRate, utc_now
 
@@ -226,15 +226,8 @@ class RatesProvider:
                 "GET", url, params={"base": base}, headers={"Accept": "application/json"}
             ) as response,
         ):
-            if response.status_code != 200:
-                raise ValueError(f"status {response.status_code}")
-            return await read_bounded(
-                response.aiter_bytes(),
-                declared_length=response.headers.get("content-length"),
-                size_bytes_max=PROVIDER_RESPONSE_BYTES_MAX,
-                too_large=lambda: ValueError(
-                    f"answer larger than {PROVIDER_RESPONSE_BYTES_MAX} bytes"
-                ),
+            return await read_ok_answer(
+                response, size_bytes_max=PROVIDER_RESPONSE_BYTES_MAX, what="exchange rates"
             )
 
 

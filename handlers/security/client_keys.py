@@ -29,7 +29,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from opase.limits import read_bounded
+from opase.limits import read_ok_answer
 from opase.security.httpsig import SignatureRejected
 from opase.settings import Settings
 from opase.wallets.service import find_active_wallet_address, list_active_keys
@@ -270,14 +270,8 @@ class ClientKeys:
         jwks_url = url.rstrip("/") + "/jwks.json"
         try:
             async with self._client().stream("GET", jwks_url) as response:
-                if response.status_code != 200:
-                    log.info("client keys %s: HTTP %d", jwks_url, response.status_code)
-                    return self._key_set_of(None, 0, failure="client_keys_unavailable")
-                body = await read_bounded(
-                    response.aiter_bytes(),
-                    declared_length=response.headers.get("content-length"),
-                    size_bytes_max=settings.client_keys_bytes_max,
-                    too_large=lambda: ValueError("the client's JWKS is too large"),
+                body = await read_ok_answer(
+                    response, size_bytes_max=settings.client_keys_bytes_max, what="client JWKS"
                 )
                 lifetime_s = cache_lifetime_s(
                     response.headers.get("cache-control"),
