@@ -1,24 +1,283 @@
-"""Incoming payment operations (resource-server.yaml)."""
+"""Incoming payment operations (resource-server.yaml), for wallet addresses of this ASE.
+
+Every operation is authorized through token introspection (`opase.resource.authorization`);
+a plain `read`/`list` shows a client only the payments it created, `read-all`/`list-all`
+every payment. The one exception is get-incoming-payment without a token: anyone who knows
+the URL sees the public view (`receivedAmount`, `authServer`), never the payment method.
+
+An incoming payment receives until its `incomingAmount` (the cap) is reached, it is
+completed, or it expires; `expiresAt` is always set (at most `incoming_payment_expiry_s_max`
+ahead, and that when the client names none), so nothing receives forever. Its ILP method is
+a sub-address of this ASE's `ilp_address` and a fresh 32-byte STREAM shared secret.
+"""
 
 from __future__ import annotations
 
-from typing import NoReturn
+import base64
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
-from opase.pending import RESOURCE_SERVER, pending
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from opase.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from opase.resource.authorization import Authorized, authorize
+from opase.resource.pagination import Page, page_request, paginate
 from opase.routing import RequestContext
+from opase.storage.tables import AMOUNT_MINOR_MAX, Asset, IncomingPayment, WalletAddress
+from opase.wallets.service import WalletAddressRecord, find_active_wallet_address
+
+RESOURCE_TYPE: Final = "incoming-payment"
+PATH: Final = "/incoming-payments"
+SHARED_SECRET_BYTES: Final = 32
+METADATA_BYTES_MAX: Final = 8 * 1024
+"""`metadata` is the client's reconciliation data (an invoice reference), not a document."""
 
 
-async def create_incoming_payment(ctx: RequestContext) -> NoReturn:
-    pending(ctx, RESOURCE_SERVER)
+@dataclass(frozen=True, slots=True)
+class _Wallet:
+    url: str
+    asset_code: str
+    asset_scale: int
 
 
-async def list_incoming_payments(ctx: RequestContext) -> NoReturn:
-    pending(ctx, RESOURCE_SERVER)
+@asynccontextmanager
+async def _transaction(ctx: RequestContext) -> AsyncIterator[AsyncSession]:
+    """Committed when the operation succeeds; any error rolls everything back."""
+    async with ctx.services.sessions() as session:
+        yield session
+        await session.commit()
 
 
-async def get_incoming_payment(ctx: RequestContext) -> NoReturn:
-    pending(ctx, RESOURCE_SERVER)
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def complete_incoming_payment(ctx: RequestContext) -> NoReturn:
-    pending(ctx, RESOURCE_SERVER)
+def _amount(value_minor: int, wallet: _Wallet) -> dict[str, Any]:
+    return {
+        "value": str(value_minor),
+        "assetCode": wallet.asset_code,
+        "assetScale": wallet.asset_scale,
+    }
+
+
+def _payment_url(ctx: RequestContext, payment_id: uuid.UUID) -> str:
+    return f"{ctx.settings.resource_server_url}{PATH}/{payment_id}"
+
+
+def _completed(payment: IncomingPayment) -> bool:
+    cap_minor = payment.incoming_amount_minor
+    return payment.completed_at is not None or (
+        cap_minor is not None and payment.received_amount_minor >= cap_minor
+    )
+
+
+def _view(ctx: RequestContext, payment: IncomingPayment, wallet: _Wallet) -> dict[str, Any]:
+    """The spec's `incoming-payment`: what the client that may read it sees."""
+    view: dict[str, Any] = {
+        "id": _payment_url(ctx, payment.id),
+        "walletAddress": wallet.url,
+        "completed": _completed(payment),
+        "receivedAmount": _amount(payment.received_amount_minor, wallet),
+        "expiresAt": _timestamp(payment.expires_at),
+        "createdAt": _timestamp(payment.created_at),
+    }
+    if payment.incoming_amount_minor is not None:
+        view["incomingAmount"] = _amount(payment.incoming_amount_minor, wallet)
+    if payment.metadata_ is not None:
+        view["metadata"] = payment.metadata_
+    return view
+
+
+def _view_with_methods(
+    ctx: RequestContext, payment: IncomingPayment, wallet: _Wallet
+) -> dict[str, Any]:
+    """`incoming-payment-with-methods`: how to pay it, for the clients that may read it."""
+    method = {
+        "type": "ilp",
+        "ilpAddress": f"{ctx.settings.ilp_address}.{payment.id.hex}",
+        "sharedSecret": payment.shared_secret,
+    }
+    return _view(ctx, payment, wallet) | {"methods": [method]}
+
+
+async def _local_wallet(
+    ctx: RequestContext, session: AsyncSession, url: str
+) -> WalletAddressRecord:
+    prefix = ctx.settings.public_url + "/"
+    record = None
+    if url.startswith(prefix):
+        record = await find_active_wallet_address(session, url[len(ctx.settings.public_url) :])
+    if record is None:
+        raise InvalidRequest(f"{url} is not an active wallet address of this ASE")
+    return record
+
+
+def _check_own(authorized: Authorized, payment: IncomingPayment, action: str) -> None:
+    if not authorized.sees_all and not authorized.owns(
+        payment.client_wallet_address, payment.client_key_thumbprint
+    ):
+        raise Forbidden(f"the access token does not allow {action} of another client's payment")
+
+
+def _incoming_amount_minor(amount: dict[str, Any], wallet: WalletAddressRecord) -> int:
+    if (amount["assetCode"], amount["assetScale"]) != (wallet.asset_code, wallet.asset_scale):
+        raise InvalidRequest(
+            f"incomingAmount must be in the wallet address's asset "
+            f"{wallet.asset_code} (scale {wallet.asset_scale})"
+        )
+    value_minor = int(amount["value"])  # the schema admits only uint64 strings
+    if not 0 < value_minor <= AMOUNT_MINOR_MAX:
+        raise InvalidRequest(f"incomingAmount must be from 1 to {AMOUNT_MINOR_MAX}")
+    return value_minor
+
+
+def _expires_at(ctx: RequestContext, text: str | None, now: datetime) -> datetime:
+    latest = now + timedelta(seconds=ctx.settings.incoming_payment_expiry_s_max)
+    if text is None:
+        return latest
+    try:
+        expires_at = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"expiresAt {text!r} is not an RFC 3339 date-time") from None
+    if expires_at.tzinfo is None:
+        raise InvalidRequest("expiresAt needs a time zone offset")
+    if expires_at <= now:
+        raise InvalidRequest("expiresAt must be in the future")
+    if expires_at > latest:
+        raise InvalidRequest(
+            f"expiresAt may be at most {ctx.settings.incoming_payment_expiry_s_max} s ahead"
+        )
+    return expires_at.astimezone(UTC)
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if len(orjson.dumps(value)) > METADATA_BYTES_MAX:
+        raise InvalidRequest(f"metadata may hold at most {METADATA_BYTES_MAX} bytes of JSON")
+    metadata: dict[str, Any] = value
+    return metadata
+
+
+async def create_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
+    document = ctx.document
+    wallet_address_url: str = document["walletAddress"]
+    authorized = await authorize(ctx, RESOURCE_TYPE, "create", wallet_address_url)
+    now = datetime.now(UTC)
+    async with _transaction(ctx) as session:
+        record = await _local_wallet(ctx, session, wallet_address_url)
+        amount = document.get("incomingAmount")
+        payment = IncomingPayment(
+            wallet_address_id=record.id,
+            client_wallet_address=authorized.client_wallet_address,
+            client_key_thumbprint=authorized.client_key_thumbprint,
+            incoming_amount_minor=None
+            if amount is None
+            else _incoming_amount_minor(amount, record),
+            expires_at=_expires_at(ctx, document.get("expiresAt"), now),
+            metadata_=_metadata(document.get("metadata")),
+            shared_secret=base64.urlsafe_b64encode(secrets.token_bytes(SHARED_SECRET_BYTES))
+            .rstrip(b"=")
+            .decode(),
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(payment)
+    wallet = _Wallet(ctx.settings.public_url + record.path, record.asset_code, record.asset_scale)
+    return _view_with_methods(ctx, payment, wallet)
+
+
+async def _find(ctx: RequestContext, session: AsyncSession) -> tuple[IncomingPayment, _Wallet]:
+    """The payment the path names, with its wallet address; 404 when there is none."""
+    try:
+        payment_id = uuid.UUID(ctx.path_params["id"])
+    except ValueError:
+        raise NotFound("no such incoming payment") from None
+    row = (
+        await session.execute(
+            sa.select(IncomingPayment, col(WalletAddress.path), col(Asset.code), col(Asset.scale))
+            .join(WalletAddress, col(WalletAddress.id) == col(IncomingPayment.wallet_address_id))
+            .join(Asset, col(Asset.id) == col(WalletAddress.asset_id))
+            .where(col(IncomingPayment.id) == payment_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such incoming payment")
+    payment, path, asset_code, asset_scale = row
+    return payment, _Wallet(ctx.settings.public_url + path, asset_code, asset_scale)
+
+
+async def get_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
+    async with ctx.services.sessions() as session:
+        payment, wallet = await _find(ctx, session)
+    if ctx.client is None:
+        # No token: the public view, which tells a payer where to ask for a grant.
+        return {
+            "receivedAmount": _amount(payment.received_amount_minor, wallet),
+            "authServer": ctx.settings.auth_server_url,
+        }
+    authorized = await authorize(ctx, RESOURCE_TYPE, "read", wallet.url)
+    _check_own(authorized, payment, "read")
+    return _view_with_methods(ctx, payment, wallet)
+
+
+async def list_incoming_payments(ctx: RequestContext) -> dict[str, Any]:
+    wallet_address_url: str = ctx.query["wallet-address"]
+    request = page_request(ctx.query)
+    authorized = await authorize(ctx, RESOURCE_TYPE, "list", wallet_address_url)
+    async with ctx.services.sessions() as session:
+        record = await _local_wallet(ctx, session, wallet_address_url)
+        statement = sa.select(IncomingPayment).where(
+            col(IncomingPayment.wallet_address_id) == record.id
+        )
+        if not authorized.sees_all:
+            statement = statement.where(
+                col(IncomingPayment.client_wallet_address) == authorized.client_wallet_address
+                if authorized.client_wallet_address is not None
+                else col(IncomingPayment.client_key_thumbprint) == authorized.client_key_thumbprint
+            )
+        page: Page[IncomingPayment] = await paginate(
+            session, statement, col(IncomingPayment.created_at), col(IncomingPayment.id), request
+        )
+    wallet = _Wallet(wallet_address_url, record.asset_code, record.asset_scale)
+    return {
+        "pagination": page.page_info,
+        "result": [_view(ctx, payment, wallet) for payment in page.items],
+    }
+
+
+async def complete_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    async with _transaction(ctx) as session:
+        payment, wallet = await _find(ctx, session)
+        authorized = await authorize(ctx, RESOURCE_TYPE, "complete", wallet.url)
+        _check_own(authorized, payment, "complete")
+        # One conditional UPDATE: a payment racing to its cap or expiry cannot also be
+        # completed here, and completing twice is a conflict (as Rafiki's WrongState).
+        completed = await session.execute(
+            sa.update(IncomingPayment)
+            .where(
+                col(IncomingPayment.id) == payment.id,
+                col(IncomingPayment.completed_at).is_(None),
+                col(IncomingPayment.expires_at) > now,
+                sa.or_(
+                    col(IncomingPayment.incoming_amount_minor).is_(None),
+                    col(IncomingPayment.received_amount_minor)
+                    < col(IncomingPayment.incoming_amount_minor),
+                ),
+            )
+            .values(completed_at=now, updated_at=now)
+        )
+        if completed.rowcount != 1:  # type: ignore[attr-defined]
+            state = "expired" if payment.expires_at <= now else "completed"
+            raise Conflict(f"the incoming payment is already {state}")
+        await session.refresh(payment)
+    return _view(ctx, payment, wallet)

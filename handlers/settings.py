@@ -140,6 +140,16 @@ class Settings(BaseSettings):
     # Development aid: check every response against the specs (slow, see README).
     validate_responses: bool = False
 
+    # The resource server.
+    incoming_payment_expiry_s_max: int = Field(default=30 * 24 * 3600, ge=1)
+    """The latest `expiresAt` of an incoming payment, from its creation, and the default when
+    the client names none (Rafiki's INCOMING_PAYMENT_EXPIRY_MAX: 30 days)."""
+    ilp_address: str = Field(
+        default="test.opase",
+        pattern=r"^(g|private|example|peer|self|test[1-3]?|local)([.][a-zA-Z0-9_~-]+)+$",
+    )
+    """This ASE's ILP address; each incoming payment receives at a sub-address of it."""
+
     @field_validator("public_url")
     @classmethod
     def _public_url_is_base(cls, value: str) -> str:

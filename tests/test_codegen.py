@@ -18,11 +18,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Operations that answer 501 `not_implemented` until the release that builds them.
 PENDING_OPERATIONS = {
-    "create-incoming-payment", "list-incoming-payments", "get-incoming-payment",
-    "complete-incoming-payment", "create-outgoing-payment", "list-outgoing-payments",
-    "get-outgoing-payment", "get-outgoing-payment-grant", "create-quote", "get-quote",
+    "create-outgoing-payment", "list-outgoing-payments", "get-outgoing-payment",
+    "get-outgoing-payment-grant", "create-quote", "get-quote",
 }  # fmt: skip
 IMPLEMENTED_OPERATIONS = {
+    # specs/resource-server.yaml
+    "create-incoming-payment", "list-incoming-payments", "get-incoming-payment",
+    "complete-incoming-payment",
     "get-wallet-address", "get-wallet-address-keys", "get-wallet-address-did-document",
     "post-request", "post-continue", "delete-continue", "post-token", "delete-token",
     # specs/admin.yaml
@@ -155,6 +157,17 @@ def test_the_complete_incoming_payment_patch_is_applied() -> None:
         "content"
     ]["application/json"]["schema"]
     assert schema == {
+        "$ref": "#/components/schemas/incoming-payment",
+        "unevaluatedProperties": False,
+    }
+
+
+def test_the_list_incoming_payments_patch_is_applied() -> None:
+    document = json.loads((REPO / "generated" / "specs" / "resource-server.json").read_text())
+    schema = document["paths"]["/incoming-payments"]["get"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]
+    assert schema["properties"]["result"]["items"] == {
         "$ref": "#/components/schemas/incoming-payment",
         "unevaluatedProperties": False,
     }

@@ -185,10 +185,6 @@ async def test_bad_query_parameters_are_400(
 
 
 PENDING_REQUESTS = {
-    "create-incoming-payment": ("POST", "/op/incoming-payments", {"walletAddress": f"{PUBLIC_URL}/alice"}),
-    "list-incoming-payments": ("GET", f"/op/incoming-payments?wallet-address={PUBLIC_URL}/alice&first=5", None),
-    "get-incoming-payment": ("GET", "/op/incoming-payments/abc", None),
-    "complete-incoming-payment": ("POST", "/op/incoming-payments/abc/complete", None),
     "create-outgoing-payment": ("POST", "/op/outgoing-payments", {"walletAddress": f"{PUBLIC_URL}/alice", "quoteId": f"{PUBLIC_URL}/op/quotes/q"}),
     "list-outgoing-payments": ("GET", f"/op/outgoing-payments?wallet-address={PUBLIC_URL}/alice", None),
     "get-outgoing-payment": ("GET", "/op/outgoing-payments/abc", None),

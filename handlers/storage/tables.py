@@ -600,3 +600,73 @@ class IdpLoginFailure(SQLModel, table=True):
     key_sha256: str = Field(sa_column=sa.Column(sa.String(SHA256_HEX_LENGTH), primary_key=True))
     failure_count: int = Field(sa_type=sa.Integer, nullable=False)
     window_started_at: datetime = Field(sa_type=UtcDateTime, nullable=False, index=True)
+
+
+SHARED_SECRET_LENGTH_MAX: Final = 64
+"""Unpadded base64url of 32 random bytes is 43 characters."""
+
+
+class IncomingPayment(SQLModel, table=True):
+    """Money a wallet address of this ASE expects: created by a client under an
+    incoming-payment grant, received into until `incoming_amount_minor` (the cap), expiry
+    or completion. `client_*` name the client that created it (exactly one): a plain `read`
+    or `list` shows a client only its own. `shared_secret` is the STREAM secret of its ILP
+    payment method: a credential, never logged, shown only to clients allowed to read it."""
+
+    __tablename__ = "incoming_payments"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(client_wallet_address IS NULL) <> (client_key_thumbprint IS NULL)",
+            name="ck_incoming_payments_one_client_identity",
+        ),
+        sa.CheckConstraint(
+            "incoming_amount_minor IS NULL OR incoming_amount_minor > 0",
+            name="ck_incoming_payments_incoming_amount_positive",
+        ),
+        sa.CheckConstraint(
+            "received_amount_minor >= 0", name="ck_incoming_payments_received_amount_nonnegative"
+        ),
+        sa.Index(
+            "ix_incoming_payments_wallet_address_id_created_at_id",
+            "wallet_address_id",
+            "created_at",
+            "id",
+        ),
+    )
+
+    id: uuid.UUID = _id_field()
+    wallet_address_id: uuid.UUID = Field(
+        sa_type=sa.Uuid,
+        nullable=False,
+        sa_column_args=[
+            sa.ForeignKey(
+                "wallet_addresses.id",
+                name="fk_incoming_payments_wallet_address_id_wallet_addresses",
+            )
+        ],
+    )
+    client_wallet_address: str | None = Field(
+        default=None, sa_type=sa.String(CLIENT_WALLET_ADDRESS_LENGTH_MAX), nullable=True
+    )
+    client_key_thumbprint: str | None = Field(
+        default=None, sa_type=sa.String(JWK_THUMBPRINT_LENGTH), nullable=True
+    )
+    """The RFC 7638 thumbprint of a directed-identity (JWK) client."""
+    incoming_amount_minor: int | None = Field(default=None, sa_type=sa.BigInteger, nullable=True)
+    received_amount_minor: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    expires_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    metadata_: dict[str, Any] | None = Field(
+        default=None,
+        sa_type=sa.JSON(none_as_null=True),
+        nullable=True,
+        sa_column_kwargs={"name": "metadata"},
+    )
+    shared_secret: str = Field(sa_type=sa.String(SHARED_SECRET_LENGTH_MAX), nullable=False)
+    created_at: datetime = _created_at_field()
+    updated_at: datetime = Field(
+        default_factory=utc_now,
+        sa_type=UtcDateTime,
+        nullable=False,
+        sa_column_kwargs={"onupdate": utc_now},
+    )

@@ -386,7 +386,7 @@ async def test_the_auth_role_serves_no_resource_server_and_resource_no_auth(
     resource_only = build_app(remote, services, roles=parse_roles(["resource"]))
     async with CheckedClient(resource_only) as client:
         assert (await client.post(f"{PUBLIC_URL}/auth", json={})).status_code == 404
-        assert (await client.get(f"{PUBLIC_URL}/op/incoming-payments/abc")).status_code != 404
+        assert (await client.get(f"{PUBLIC_URL}/op/quotes/abc")).status_code != 404
 
 
 def test_the_resource_role_alone_needs_an_introspection_url(settings: Settings) -> None:

@@ -1,0 +1,71 @@
+"""Whether the token of a resource-server request allows what the request does.
+
+Every decision goes through the authorization server's token introspection
+(`services.introspector`), in process or over HTTP, so a revoked or expired token stops
+working at once wherever the resource server runs. The request asks for one access item,
+`{type, actions: [action], identifier: <wallet address>}`; the introspection answers active
+only when one granted item covers it (a granted item without identifier covers every wallet
+address of this ASE, and `read-all`/`list-all` cover `read`/`list`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from opase.errors import Forbidden, Unauthorized
+from opase.routing import RequestContext
+from opase.security import gnap_token
+from opase.security.client_keys import jwk_thumbprint
+
+ALL_ACTIONS: Final = {"read": "read-all", "list": "list-all"}
+"""The actions that show every client's resources instead of only the caller's own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authorized:
+    """Who the client is (exactly one of the two) and whether it may see what others made."""
+
+    client_wallet_address: str | None
+    client_key_thumbprint: str | None
+    """RFC 7638 thumbprint of a directed-identity (JWK) client."""
+    sees_all: bool
+
+    def owns(self, client_wallet_address: str | None, client_key_thumbprint: str | None) -> bool:
+        """Whether a resource with this creator was created by this client."""
+        if self.client_wallet_address is not None:
+            return client_wallet_address == self.client_wallet_address
+        return client_key_thumbprint == self.client_key_thumbprint
+
+
+async def authorize(
+    ctx: RequestContext, type_: str, action: str, wallet_address_url: str
+) -> Authorized:
+    """The client and its reach, or 401 (no token, or not active) or 403 (the grant does
+    not cover `action` on `type_` for this wallet address)."""
+    token = gnap_token(ctx.headers)
+    if token is None:
+        raise Unauthorized("this operation needs an access token: Authorization: GNAP <token>")
+    introspector = ctx.services.introspector
+    requested = {"type": type_, "actions": [action], "identifier": wallet_address_url}
+    answer: dict[str, Any] = await introspector.introspect(token, [requested])
+    if not answer.get("active"):
+        # Tell an ended token (ask for a new grant) from one that lacks this access.
+        if not (await introspector.introspect(token)).get("active"):
+            raise Unauthorized("the access token is not active")
+        raise Forbidden(
+            f"the access token does not allow {type_} {action} for {wallet_address_url}"
+        )
+    all_action = ALL_ACTIONS.get(action)
+    sees_all = all_action is not None and any(
+        all_action in item.get("actions", ()) for item in answer.get("access", ())
+    )
+    client = answer.get("client", {})
+    wallet_address = client.get("walletAddress")
+    if isinstance(wallet_address, str):
+        return Authorized(wallet_address, None, sees_all)
+    jwk = client.get("jwk")
+    if not isinstance(jwk, dict) or not isinstance(jwk.get("x"), str):
+        raise Unauthorized("the access token's grant names no client")
+    thumbprint = jwk_thumbprint(str(jwk.get("crv")), str(jwk.get("kty")), jwk["x"])
+    return Authorized(None, thumbprint, sees_all)

@@ -1,0 +1,381 @@
+"""Incoming payments through HTTP with grants issued over HTTP: create, get (public and
+private), list with cursor pagination, complete; every refusal (401, 403, 400, 409). Each
+response is checked against resource-server.yaml by the client (openapi-core)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlmodel import col
+from starlette.applications import Starlette
+
+from opase.settings import Settings
+from opase.storage.tables import IncomingPayment
+from tests.client import CheckedClient
+from tests.conftest import PUBLIC_URL, Seeded
+from tests.signing import ClientIdentity, GnapAuth, register_client
+
+AUTH = f"{PUBLIC_URL}/auth"
+PAYMENTS = f"{PUBLIC_URL}/op/incoming-payments"
+ALICE = f"{PUBLIC_URL}/alice"
+BOB = f"{PUBLIC_URL}/accounts/bob"
+ALL_ACTIONS = ["create", "read", "list", "complete"]
+ILP_ADDRESS = re.compile(r"^test\.opase\.[0-9a-f]{32}$")
+SHARED_SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    # `list-all` without the owner's consent, so a test can hold it without a browser.
+    return Settings(
+        public_url=PUBLIC_URL,
+        data_dir=tmp_path,
+        database_url=database_url,
+        list_all_interaction=False,
+    )
+
+
+class Client:
+    """A client app: asks the authorization server for tokens, uses the resource server."""
+
+    def __init__(self, http: CheckedClient, identity: ClientIdentity) -> None:
+        self.http = http
+        self.identity = identity
+
+    async def token(
+        self, actions: list[str] | None = None, identifier: str | None = ALICE
+    ) -> dict[str, Any]:
+        item: dict[str, Any] = {"type": "incoming-payment", "actions": actions or ALL_ACTIONS}
+        if identifier is not None:
+            item["identifier"] = identifier
+        body = {
+            "access_token": {"access": [item]},
+            "client": {"walletAddress": self.identity.wallet_address_url},
+        }
+        response = await self.http.post(AUTH, json=body, auth=GnapAuth(self.identity))
+        assert response.status_code == 200, response.text
+        token: dict[str, Any] = response.json()["access_token"]
+        return token
+
+    def auth(self, token: dict[str, Any]) -> GnapAuth:
+        return GnapAuth(self.identity, token["value"])
+
+    async def create(self, token: dict[str, Any], **body: Any) -> httpx.Response:
+        return await self.http.post(
+            PAYMENTS, json={"walletAddress": ALICE, **body}, auth=self.auth(token)
+        )
+
+    async def created(self, token: dict[str, Any], **body: Any) -> dict[str, Any]:
+        response = await self.create(token, **body)
+        assert response.status_code == 201, response.text
+        payment: dict[str, Any] = response.json()
+        return payment
+
+    async def get(self, url: str, token: dict[str, Any]) -> httpx.Response:
+        return await self.http.get(url, auth=self.auth(token))
+
+    async def list(self, token: dict[str, Any], query: str = "") -> httpx.Response:
+        url = f"{PAYMENTS}?wallet-address={ALICE}{query}"
+        return await self.http.get(url, auth=self.auth(token))
+
+    async def complete(self, url: str, token: dict[str, Any]) -> httpx.Response:
+        return await self.http.post(f"{url}/complete", auth=self.auth(token))
+
+
+@pytest.fixture
+async def alice_app(app: Starlette, seeded: Seeded, client: CheckedClient) -> Client:
+    return Client(client, await register_client(app))
+
+
+@pytest.fixture
+async def other_app(app: Starlette, alice_app: Client, client: CheckedClient) -> Client:
+    return Client(client, await register_client(app, "/other-app", "other-key-1"))
+
+
+def error_code(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    return str(response.json()["error"]["code"])
+
+
+def usd(value: str) -> dict[str, Any]:
+    return {"value": value, "assetCode": "USD", "assetScale": 2}
+
+
+# --- create, get, complete --------------------------------------------------------------
+
+
+async def test_create_get_and_complete(alice_app: Client, client: CheckedClient) -> None:
+    token = await alice_app.token()
+    expires_at = datetime.now(UTC) + timedelta(hours=1)
+    payment = await alice_app.created(
+        token,
+        incomingAmount=usd("2500"),
+        expiresAt=expires_at.isoformat(),
+        metadata={"externalRef": "INV-1", "lines": [1, 2]},
+    )
+    assert payment["id"].startswith(f"{PAYMENTS}/")
+    assert payment["walletAddress"] == ALICE
+    assert payment["completed"] is False
+    assert payment["incomingAmount"] == usd("2500")
+    assert payment["receivedAmount"] == usd("0")
+    assert payment["metadata"] == {"externalRef": "INV-1", "lines": [1, 2]}
+    assert abs(datetime.fromisoformat(payment["expiresAt"]) - expires_at) < timedelta(seconds=1)
+    [method] = payment["methods"]
+    assert method["type"] == "ilp"
+    assert ILP_ADDRESS.match(method["ilpAddress"])
+    assert SHARED_SECRET.match(method["sharedSecret"])
+
+    private = await alice_app.get(payment["id"], token)
+    assert private.status_code == 200, private.text
+    assert private.json() == payment
+
+    public = await client.get(payment["id"])
+    assert public.status_code == 200, public.text
+    assert public.json() == {"receivedAmount": usd("0"), "authServer": AUTH}
+
+    completed = await alice_app.complete(payment["id"], token)
+    assert completed.status_code == 200, completed.text
+    assert completed.json() == {k: v for k, v in payment.items() if k != "methods"} | {
+        "completed": True
+    }
+    assert error_code(await alice_app.complete(payment["id"], token), 409) == "conflict"
+    assert (await alice_app.get(payment["id"], token)).json()["completed"] is True
+
+
+async def test_each_payment_has_its_own_address_and_secret(alice_app: Client) -> None:
+    token = await alice_app.token()
+    one, two = await alice_app.created(token), await alice_app.created(token)
+    assert one["methods"][0]["ilpAddress"] != two["methods"][0]["ilpAddress"]
+    assert one["methods"][0]["sharedSecret"] != two["methods"][0]["sharedSecret"]
+    assert "incomingAmount" not in one and "metadata" not in one
+
+
+async def test_expiry_defaults_to_the_maximum_and_may_not_exceed_it(
+    alice_app: Client, app: Starlette
+) -> None:
+    token = await alice_app.token()
+    expiry_max = timedelta(seconds=app.state.settings.incoming_payment_expiry_s_max)
+    assert expiry_max == timedelta(days=30)
+    before = datetime.now(UTC)
+    payment = await alice_app.created(token)
+    expires_at = datetime.fromisoformat(payment["expiresAt"])
+    assert before + expiry_max - timedelta(seconds=1) <= expires_at
+    assert expires_at <= datetime.now(UTC) + expiry_max
+    too_late = (datetime.now(UTC) + expiry_max + timedelta(minutes=1)).isoformat()
+    assert error_code(await alice_app.create(token, expiresAt=too_late), 400) == "invalid_request"
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    assert error_code(await alice_app.create(token, expiresAt=past), 400) == "invalid_request"
+
+
+async def test_an_expired_payment_cannot_be_completed(alice_app: Client, app: Starlette) -> None:
+    token = await alice_app.token()
+    payment = await alice_app.created(token)
+    payment_id = payment["id"].rsplit("/", 1)[1]
+    async with app.state.services.sessions() as session:
+        await session.execute(
+            sa.update(IncomingPayment)
+            .where(col(IncomingPayment.id) == uuid.UUID(payment_id))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+    assert error_code(await alice_app.complete(payment["id"], token), 409) == "conflict"
+    seen = (await alice_app.get(payment["id"], token)).json()
+    assert seen["completed"] is False
+    assert datetime.fromisoformat(seen["expiresAt"]) < datetime.now(UTC)
+
+
+async def test_invalid_creations_are_400(alice_app: Client) -> None:
+    token = await alice_app.token(identifier=None)
+    eur = {"value": "100", "assetCode": "EUR", "assetScale": 3}
+    assert error_code(await alice_app.create(token, incomingAmount=eur), 400) == "invalid_request"
+    wrong_scale = {"value": "100", "assetCode": "USD", "assetScale": 3}
+    response = await alice_app.create(token, incomingAmount=wrong_scale)
+    assert error_code(response, 400) == "invalid_request"
+    assert error_code(await alice_app.create(token, incomingAmount=usd("0")), 400)
+    big = {"blob": "x" * 9000}
+    assert error_code(await alice_app.create(token, metadata=big), 400) == "invalid_request"
+    for unknown in (f"{PUBLIC_URL}/carol", f"{PUBLIC_URL}/nobody", "https://elsewhere.example/a"):
+        response = await alice_app.http.post(
+            PAYMENTS, json={"walletAddress": unknown}, auth=alice_app.auth(token)
+        )
+        assert error_code(response, 400) == "invalid_request"
+
+
+async def test_unknown_payments_are_404(alice_app: Client, client: CheckedClient) -> None:
+    token = await alice_app.token()
+    for url in (f"{PAYMENTS}/00000000-0000-4000-8000-000000000000", f"{PAYMENTS}/abc"):
+        assert error_code(await client.get(url), 404) == "not_found"
+        assert error_code(await alice_app.get(url, token), 404) == "not_found"
+        assert error_code(await alice_app.complete(url, token), 404) == "not_found"
+
+
+# --- authorization -----------------------------------------------------------------------
+
+
+async def test_no_token_or_a_revoked_one_is_401(alice_app: Client, client: CheckedClient) -> None:
+    unsigned = await client.post(PAYMENTS, json={"walletAddress": ALICE})
+    assert unsigned.status_code == 401
+    assert unsigned.headers["WWW-Authenticate"] == f'GNAP as_uri="{AUTH}"'
+    token = await alice_app.token()
+    payment = await alice_app.created(token)
+    revoked = await client.delete(token["manage"], auth=alice_app.auth(token))
+    assert revoked.status_code == 204, revoked.text
+    for response in (
+        await alice_app.create(token),
+        await alice_app.get(payment["id"], token),
+        await alice_app.list(token),
+        await alice_app.complete(payment["id"], token),
+    ):
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"] == f'GNAP as_uri="{AUTH}"'
+
+
+async def test_a_token_without_the_action_is_403(alice_app: Client) -> None:
+    creator = await alice_app.token()
+    payment = await alice_app.created(creator)
+    read_only = await alice_app.token(["read"])
+    assert error_code(await alice_app.create(read_only), 403) == "forbidden"
+    assert error_code(await alice_app.list(read_only), 403) == "forbidden"
+    assert error_code(await alice_app.complete(payment["id"], read_only), 403) == "forbidden"
+    create_only = await alice_app.token(["create"])
+    assert error_code(await alice_app.get(payment["id"], create_only), 403) == "forbidden"
+
+
+async def test_a_token_for_another_wallet_address_is_403(alice_app: Client) -> None:
+    alice_token = await alice_app.token()
+    payment = await alice_app.created(alice_token)
+    bob_token = await alice_app.token(identifier=BOB)
+    assert error_code(await alice_app.create(bob_token), 403) == "forbidden"
+    assert error_code(await alice_app.get(payment["id"], bob_token), 403) == "forbidden"
+    assert error_code(await alice_app.list(bob_token), 403) == "forbidden"
+    assert error_code(await alice_app.complete(payment["id"], bob_token), 403) == "forbidden"
+    # A grant without identifier covers every wallet address of this ASE.
+    anywhere = await alice_app.token(identifier=None)
+    assert (await alice_app.get(payment["id"], anywhere)).status_code == 200
+    response = await alice_app.http.post(
+        PAYMENTS,
+        json={"walletAddress": BOB, "incomingAmount": {"value": "1", "assetCode": "EUR", "assetScale": 3}},
+        auth=alice_app.auth(anywhere),
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+
+
+async def test_read_sees_own_payments_and_read_all_everyones(
+    alice_app: Client, other_app: Client
+) -> None:
+    payment = await alice_app.created(await alice_app.token())
+    other_read = await other_app.token(["read", "complete"])
+    assert error_code(await other_app.get(payment["id"], other_read), 403) == "forbidden"
+    assert error_code(await other_app.complete(payment["id"], other_read), 403) == "forbidden"
+    other_read_all = await other_app.token(["read-all"])
+    seen = await other_app.get(payment["id"], other_read_all)
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["methods"] == payment["methods"]
+
+
+async def test_list_sees_own_payments_and_list_all_everyones(
+    alice_app: Client, other_app: Client
+) -> None:
+    mine = await alice_app.created(await alice_app.token())
+    theirs = await other_app.created(await other_app.token())
+    listed = await alice_app.list(await alice_app.token(["list"]))
+    assert [p["id"] for p in listed.json()["result"]] == [mine["id"]]
+    assert "methods" not in listed.json()["result"][0]
+    listed_all = await alice_app.list(await alice_app.token(["list-all"]))
+    assert [p["id"] for p in listed_all.json()["result"]] == [theirs["id"], mine["id"]]
+
+
+# --- pagination --------------------------------------------------------------------------
+
+
+async def test_list_pages_forward_and_back(alice_app: Client) -> None:
+    token = await alice_app.token()
+    created = [(await alice_app.created(token))["id"] for _ in range(5)]
+    newest_first = created[::-1]
+
+    async def page(query: str) -> dict[str, Any]:
+        response = await alice_app.list(token, query)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def ids(body: dict[str, Any]) -> list[str]:
+        return [payment["id"] for payment in body["result"]]
+
+    def cursor(payment_url: str) -> str:
+        return payment_url.rsplit("/", 1)[1]
+
+    everything = await page("")
+    assert ids(everything) == newest_first
+    assert everything["pagination"] == {
+        "startCursor": cursor(newest_first[0]),
+        "endCursor": cursor(newest_first[-1]),
+        "hasNextPage": False,
+        "hasPreviousPage": False,
+    }
+    first = await page("&first=2")
+    assert ids(first) == newest_first[:2]
+    assert first["pagination"]["hasNextPage"] is True
+    assert first["pagination"]["hasPreviousPage"] is False
+    second = await page(f"&first=2&cursor={first['pagination']['endCursor']}")
+    assert ids(second) == newest_first[2:4]
+    assert second["pagination"]["hasNextPage"] is True
+    assert second["pagination"]["hasPreviousPage"] is True
+    third = await page(f"&first=2&cursor={second['pagination']['endCursor']}")
+    assert ids(third) == newest_first[4:]
+    assert third["pagination"]["hasNextPage"] is False
+    assert third["pagination"]["hasPreviousPage"] is True
+    back = await page(f"&last=2&cursor={third['pagination']['startCursor']}")
+    assert ids(back) == newest_first[2:4]
+    assert back["pagination"]["hasPreviousPage"] is True
+    assert back["pagination"]["hasNextPage"] is True
+    start = await page(f"&last=3&cursor={second['pagination']['startCursor']}")
+    assert ids(start) == newest_first[:2]
+    assert start["pagination"]["hasPreviousPage"] is False
+    assert start["pagination"]["hasNextPage"] is True
+    past_the_end = await page(f"&first=2&cursor={cursor(newest_first[-1])}")
+    assert past_the_end["result"] == []
+    assert past_the_end["pagination"] == {"hasNextPage": False, "hasPreviousPage": True}
+
+
+async def test_bad_page_requests_are_400(alice_app: Client, other_app: Client) -> None:
+    token = await alice_app.token()
+    mine = (await alice_app.created(token))["id"].rsplit("/", 1)[1]
+    theirs = (await other_app.created(await other_app.token()))["id"].rsplit("/", 1)[1]
+    for query in (
+        f"&first=1&last=1&cursor={mine}",
+        "&last=2",
+        "&cursor=not-a-uuid",
+        f"&cursor={theirs}",  # a cursor outside what this client may list
+        "&first=0",
+        "&first=101",
+    ):
+        response = await alice_app.list(token, query)
+        assert response.status_code == 400, (query, response.text)
+
+
+async def test_a_directed_identity_client_reads_only_what_its_key_created(
+    alice_app: Client, client: CheckedClient
+) -> None:
+    async def jwk_token(identity: ClientIdentity) -> dict[str, Any]:
+        item = {"type": "incoming-payment", "actions": ["create", "read"], "identifier": ALICE}
+        body = {"access_token": {"access": [item]}, "client": {"jwk": identity.jwk}}
+        response = await client.post(AUTH, json=body, auth=GnapAuth(identity))
+        assert response.status_code == 200, response.text
+        token: dict[str, Any] = response.json()["access_token"]
+        return token
+
+    one = Client(client, ClientIdentity("https://never-fetched.example/one", "jwk-1"))
+    two = Client(client, ClientIdentity("https://never-fetched.example/two", "jwk-2"))
+    one_token = await jwk_token(one.identity)
+    payment = await one.created(one_token)
+    assert (await one.get(payment["id"], one_token)).json() == payment
+    two_token = await jwk_token(two.identity)
+    assert error_code(await two.get(payment["id"], two_token), 403) == "forbidden"
