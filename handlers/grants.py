@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from opase.authorization import grants
 from opase.routing import RequestContext
 from opase.security import gnap_token
 from opase.security.bindings import ClientBinding
-
-
-@asynccontextmanager
-async def transaction(ctx: RequestContext) -> AsyncIterator[AsyncSession]:
-    """Committed when the operation succeeds; any error rolls everything back."""
-    async with ctx.services.sessions() as session:
-        yield session
-        await session.commit()
 
 
 def client_of(ctx: RequestContext) -> ClientBinding:
@@ -28,7 +16,7 @@ def client_of(ctx: RequestContext) -> ClientBinding:
 
 
 async def post_request(ctx: RequestContext) -> dict[str, Any]:
-    async with transaction(ctx) as session:
+    async with ctx.transaction() as session:
         return await grants.request_grant(session, ctx.settings, client_of(ctx), ctx.document)
 
 
@@ -36,7 +24,7 @@ async def post_continue(ctx: RequestContext) -> dict[str, Any]:
     document = ctx.document if isinstance(ctx.document, dict) else {}
     continue_token = gnap_token(ctx.headers)
     assert continue_token is not None  # the authenticator found the grant by it
-    async with transaction(ctx) as session:
+    async with ctx.transaction() as session:
         return await grants.continue_grant(
             session, ctx.settings, client_of(ctx), ctx.path_params["id"], continue_token,
             document.get("interact_ref"),
@@ -44,5 +32,5 @@ async def post_continue(ctx: RequestContext) -> dict[str, Any]:
 
 
 async def delete_continue(ctx: RequestContext) -> None:
-    async with transaction(ctx) as session:
+    async with ctx.transaction() as session:
         await grants.cancel_grant(session, client_of(ctx), ctx.path_params["id"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from opase.authorization import interactions as service
-from opase.grants import transaction
 from opase.routing import RequestContext
 
 
@@ -36,7 +35,7 @@ async def reject_grant(ctx: RequestContext) -> dict[str, Any]:
 
 
 async def _decide(ctx: RequestContext, *, approve: bool) -> dict[str, Any]:
-    async with transaction(ctx) as session:
+    async with ctx.transaction() as session:
         grant = await service.decide(
             session, ctx.path_params["id"], ctx.path_params["nonce"], approve=approve
         )

@@ -16,8 +16,6 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -46,14 +44,6 @@ class _Wallet:
     url: str
     asset_code: str
     asset_scale: int
-
-
-@asynccontextmanager
-async def _transaction(ctx: RequestContext) -> AsyncIterator[AsyncSession]:
-    """Committed when the operation succeeds; any error rolls everything back."""
-    async with ctx.services.sessions() as session:
-        yield session
-        await session.commit()
 
 
 def _timestamp(value: datetime) -> str:
@@ -172,7 +162,7 @@ async def create_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
     wallet_address_url: str = document["walletAddress"]
     authorized = await authorize(ctx, RESOURCE_TYPE, "create", wallet_address_url)
     now = datetime.now(UTC)
-    async with _transaction(ctx) as session:
+    async with ctx.transaction() as session:
         record = await _local_wallet(ctx, session, wallet_address_url)
         amount = document.get("incomingAmount")
         payment = IncomingPayment(
@@ -256,7 +246,7 @@ async def list_incoming_payments(ctx: RequestContext) -> dict[str, Any]:
 
 async def complete_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
     now = datetime.now(UTC)
-    async with _transaction(ctx) as session:
+    async with ctx.transaction() as session:
         payment, wallet = await _find(ctx, session)
         authorized = await authorize(ctx, RESOURCE_TYPE, "complete", wallet.url)
         _check_own(authorized, payment, "complete")

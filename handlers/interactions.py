@@ -18,7 +18,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from opase.authorization import interactions as service
 from opase.errors import InvalidInteraction, OpaseError, UnknownInteraction
-from opase.grants import transaction
 from opase.routing import RequestContext
 from opase.settings import Settings
 
@@ -71,7 +70,7 @@ async def start_interaction(ctx: RequestContext) -> Response:
     """GET /interact/{id}/{nonce}: remember this browser, send the owner to consent."""
     settings = ctx.settings
     try:
-        async with transaction(ctx) as session:
+        async with ctx.transaction() as session:
             started = await service.start_interaction(
                 session, settings, ctx.path_params["id"], ctx.path_params["nonce"]
             )
@@ -96,7 +95,7 @@ async def finish_interaction(ctx: RequestContext) -> Response:
     browser sends (a query, a header) is read besides the path and the cookie."""
     settings = ctx.settings
     try:
-        async with transaction(ctx) as session:
+        async with ctx.transaction() as session:
             finished = await service.finish_interaction(
                 session, settings, ctx.path_params["id"], ctx.path_params["nonce"],
                 _session_token(ctx),

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -73,6 +75,14 @@ class RequestContext:
     """For wallet address operations: the wallet address's path, e.g. `/alice`."""
     client: ClientBinding | None = None
     """The client the request is proven to come from (signed operations), else None."""
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """The operation's unit of work: committed when it succeeds; any error, an
+        OpaseError included, rolls all of it back."""
+        async with self.services.sessions() as session:
+            yield session
+            await session.commit()
 
 
 @dataclass(frozen=True, slots=True)
