@@ -24,6 +24,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from opase.amounts import format_amount
 from opase.app import build_admin_app, build_app
 from opase.keys import generate_key_pair
 from opase.ledger.service import balance_minor, deposit
@@ -231,14 +232,13 @@ def _print_manifest(manifest: dict[str, Any], manifest_path: Path | None) -> Non
             f"  auth server      {ase['authServer']}",
             f"  resource server  {ase['resourceServer']}",
             f"  admin API        {ase['adminApi']}   (Authorization: Bearer {ase['adminApiKey']})",
+            f"  consent pages    {ase['walletAddresses'][0]['url'].rsplit('/', 1)[0]}/idp"
+            "   (an interactive grant's interact.redirect leads there; owners log in below)",
         ]
         for wallet in ase["walletAddresses"]:
-            amount = int(wallet["balance"])
-            scale = wallet["assetScale"]
-            whole, fraction = divmod(amount, 10**scale)
-            shown = f"{whole}.{fraction:0{scale}d}" if scale else str(whole)
+            shown = format_amount(wallet["balance"], wallet["assetCode"], wallet["assetScale"])
             lines.append(
-                f"  {wallet['url']:<32} {wallet['assetCode']} {shown:>10}   "
+                f"  {wallet['url']:<32} {shown:>14}   "
                 f"login {wallet['owner']['username']} / {wallet['owner']['password']}"
             )
         for client in ase["clients"]:

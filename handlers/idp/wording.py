@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
+from opase.amounts import format_amount
 from opase.authorization.intervals import RepeatingInterval, parse_repeating_interval
 
 MONTH_NAMES: Final = (
@@ -29,21 +30,6 @@ MONTHS_PER_YEAR: Final = 12
 MICROSECONDS_PER_SECOND: Final = 1_000_000
 RELATIVE_MINUTES_MAX: Final = 120
 """Up to this, a time ahead is said in minutes; beyond, in hours."""
-
-
-def format_amount(value: str | int, asset_code: str, asset_scale: int) -> str:
-    """`USD 25.00` for value 2500 at scale 2: the asset scale applied exactly."""
-    if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()):
-            raise ValueError(f"an amount is a string of digits, not {value!r}")
-        value_minor = int(value)
-    else:
-        value_minor = value
-    if value_minor < 0 or asset_scale < 0:
-        raise ValueError(f"amount {value_minor} at scale {asset_scale} is negative")
-    whole, fraction = divmod(value_minor, 10**asset_scale)
-    digits = f"{whole}.{fraction:0{asset_scale}d}" if asset_scale else str(whole)
-    return f"{asset_code} {digits}"
 
 
 def _amount_words(amount: Any) -> str:
