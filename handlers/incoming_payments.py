@@ -26,11 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from opase.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from opase.resource import wire_time
 from opase.resource.authorization import Authorized, authorize
 from opase.resource.pagination import Page, page_request, paginate
 from opase.routing import RequestContext
 from opase.storage.tables import AMOUNT_MINOR_MAX, Asset, IncomingPayment, WalletAddress
-from opase.wallets.service import WalletAddressRecord, find_active_wallet_address
+from opase.wallets.service import (
+    WalletAddressRecord,
+    find_wallet_address_by_url,
+)
 
 RESOURCE_TYPE: Final = "incoming-payment"
 PATH: Final = "/incoming-payments"
@@ -44,10 +48,6 @@ class _Wallet:
     url: str
     asset_code: str
     asset_scale: int
-
-
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _amount(value_minor: int, wallet: _Wallet) -> dict[str, Any]:
@@ -76,8 +76,8 @@ def _view(ctx: RequestContext, payment: IncomingPayment, wallet: _Wallet) -> dic
         "walletAddress": wallet.url,
         "completed": _completed(payment),
         "receivedAmount": _amount(payment.received_amount_minor, wallet),
-        "expiresAt": _timestamp(payment.expires_at),
-        "createdAt": _timestamp(payment.created_at),
+        "expiresAt": wire_time(payment.expires_at),
+        "createdAt": wire_time(payment.created_at),
     }
     if payment.incoming_amount_minor is not None:
         view["incomingAmount"] = _amount(payment.incoming_amount_minor, wallet)
@@ -101,10 +101,7 @@ def _view_with_methods(
 async def _local_wallet(
     ctx: RequestContext, session: AsyncSession, url: str
 ) -> WalletAddressRecord:
-    prefix = ctx.settings.public_url + "/"
-    record = None
-    if url.startswith(prefix):
-        record = await find_active_wallet_address(session, url[len(ctx.settings.public_url) :])
+    record = await find_wallet_address_by_url(session, ctx.settings.public_url, url)
     if record is None:
         raise InvalidRequest(f"{url} is not an active wallet address of this ASE")
     return record

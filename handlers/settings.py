@@ -149,6 +149,9 @@ class Settings(BaseSettings):
         pattern=r"^(g|private|example|peer|self|test[1-3]?|local)([.][a-zA-Z0-9_~-]+)+$",
     )
     """This ASE's ILP address; each incoming payment receives at a sub-address of it."""
+    quote_lifespan_s: int = Field(default=5 * 60, ge=1, le=24 * 3600)
+    """How long a quote's price holds (its `expiresAt`, unless its incoming payment expires
+    sooner): rates move, so a quote is short-lived."""
 
     @field_validator("public_url")
     @classmethod

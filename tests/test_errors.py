@@ -123,7 +123,9 @@ async def test_the_largest_uint64_is_a_valid_amount(
         "debitAmount": {"value": str(2**64 - 1), "assetCode": "USD", "assetScale": 2},
     }
     auth = GnapAuth(identity, grant.access_token)
-    assert (await client.post(f"{PUBLIC_URL}/op/quotes", json=quote, auth=auth)).status_code == 501
+    response = await client.post(f"{PUBLIC_URL}/op/quotes", json=quote, auth=auth)
+    # Past the schema: the handler's authorization answers (the grant holds no quote access).
+    assert response.status_code == 403, response.text
 
 
 async def test_a_body_over_the_limit_is_413(client: CheckedClient) -> None:
@@ -189,8 +191,6 @@ PENDING_REQUESTS = {
     "list-outgoing-payments": ("GET", f"/op/outgoing-payments?wallet-address={PUBLIC_URL}/alice", None),
     "get-outgoing-payment": ("GET", "/op/outgoing-payments/abc", None),
     "get-outgoing-payment-grant": ("GET", "/op/outgoing-payment-grant", None),
-    "create-quote": ("POST", "/op/quotes", {"walletAddress": f"{PUBLIC_URL}/alice", "receiver": f"{PUBLIC_URL}/op/incoming-payments/abc", "method": "ilp"}),
-    "get-quote": ("GET", "/op/quotes/abc", None),
 }  # fmt: skip
 
 

@@ -42,7 +42,7 @@ from opase.errors import (
 from opase.security.bindings import ClientBinding, token_sha256
 from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant, utc_now
-from opase.wallets.service import find_active_wallet_address
+from opase.wallets.service import find_wallet_address_by_url
 
 TOKEN_BYTES: Final = 24
 """192 bits of randomness per token: unguessable, and short enough for a header."""
@@ -114,10 +114,7 @@ def needs_interaction(
 async def _local_wallet_address(
     session: AsyncSession, settings: Settings, url: str, what: str
 ) -> Any:
-    prefix = settings.public_url + "/"
-    record = None
-    if url.startswith(prefix):
-        record = await find_active_wallet_address(session, url[len(settings.public_url) :])
+    record = await find_wallet_address_by_url(session, settings.public_url, url)
     if record is None:
         raise InvalidRequest(f"{what} {url} is not a wallet address of this ASE")
     return record

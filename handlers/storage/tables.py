@@ -670,3 +670,74 @@ class IncomingPayment(SQLModel, table=True):
         nullable=False,
         sa_column_kwargs={"onupdate": utc_now},
     )
+
+
+QUOTE_RATE_LENGTH_MAX: Final = 64
+"""A rate's fixed-point text: 18 significant digits within 10**±18 fit."""
+
+
+class Quote(SQLModel, table=True):
+    """A priced offer to pay `receiver` (an incoming payment of this ASE) from a wallet
+    address: the debit and the promised receive amount, each with its asset, the fees and
+    the rate that made them (`opase.pricing.quoting`). Immutable once made; `used_at` is
+    set when an outgoing payment takes it, which a quote allows once."""
+
+    __tablename__ = "quotes"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(client_wallet_address IS NULL) <> (client_key_thumbprint IS NULL)",
+            name="ck_quotes_one_client_identity",
+        ),
+        sa.CheckConstraint("debit_amount_minor > 0", name="ck_quotes_debit_amount_positive"),
+        sa.CheckConstraint("receive_amount_minor > 0", name="ck_quotes_receive_amount_positive"),
+        sa.CheckConstraint(
+            "sending_fee_minor >= 0 AND receiving_fee_minor >= 0",
+            name="ck_quotes_fees_nonnegative",
+        ),
+        sa.Index(
+            "ix_quotes_wallet_address_id_created_at_id", "wallet_address_id", "created_at", "id"
+        ),
+    )
+
+    id: uuid.UUID = _id_field()
+    wallet_address_id: uuid.UUID = Field(
+        sa_type=sa.Uuid,
+        nullable=False,
+        sa_column_args=[
+            sa.ForeignKey(
+                "wallet_addresses.id", name="fk_quotes_wallet_address_id_wallet_addresses"
+            )
+        ],
+    )
+    receiver: str = Field(sa_type=sa.String(URL_LENGTH_MAX), nullable=False)
+    """The incoming payment's URL, as the client named it."""
+    incoming_payment_id: uuid.UUID = Field(
+        sa_type=sa.Uuid,
+        nullable=False,
+        sa_column_args=[
+            sa.ForeignKey(
+                "incoming_payments.id", name="fk_quotes_incoming_payment_id_incoming_payments"
+            )
+        ],
+    )
+    client_wallet_address: str | None = Field(
+        default=None, sa_type=sa.String(CLIENT_WALLET_ADDRESS_LENGTH_MAX), nullable=True
+    )
+    client_key_thumbprint: str | None = Field(
+        default=None, sa_type=sa.String(JWK_THUMBPRINT_LENGTH), nullable=True
+    )
+    debit_amount_minor: int = Field(sa_type=sa.BigInteger, nullable=False)
+    debit_asset_code: str = Field(sa_type=sa.String(ASSET_CODE_LENGTH_MAX), nullable=False)
+    debit_asset_scale: int = Field(sa_type=sa.SmallInteger, nullable=False)
+    receive_amount_minor: int = Field(sa_type=sa.BigInteger, nullable=False)
+    receive_asset_code: str = Field(sa_type=sa.String(ASSET_CODE_LENGTH_MAX), nullable=False)
+    receive_asset_scale: int = Field(sa_type=sa.SmallInteger, nullable=False)
+    sending_fee_minor: int = Field(sa_type=sa.BigInteger, nullable=False)
+    """In the debit asset."""
+    receiving_fee_minor: int = Field(sa_type=sa.BigInteger, nullable=False)
+    """In the receive asset, with a fixed-receive quote's rounding dust."""
+    rate: str = Field(sa_type=sa.String(QUOTE_RATE_LENGTH_MAX), nullable=False)
+    """Receive-asset units per debit-asset unit, as exact decimal text."""
+    expires_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    used_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    created_at: datetime = _created_at_field()

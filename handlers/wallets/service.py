@@ -118,6 +118,16 @@ async def find_active_wallet_address(
     )
 
 
+async def find_wallet_address_by_url(
+    session: AsyncSession, public_url: str, url: str
+) -> WalletAddressRecord | None:
+    """The active wallet address of this ASE (served under `public_url`) at `url`; None for
+    any other URL, another ASE's included."""
+    if not url.startswith(public_url + "/"):
+        return None
+    return await find_active_wallet_address(session, url[len(public_url) :])
+
+
 async def list_active_keys(
     session: AsyncSession, wallet_address_id: uuid.UUID
 ) -> list[dict[str, str]]:

@@ -26,7 +26,7 @@ from tests.signing import ClientIdentity, GnapAuth, register_client
 
 AUTH = f"{PUBLIC_URL}/auth"
 ALICE = f"{PUBLIC_URL}/alice"
-RS_PROBE = f"{PUBLIC_URL}/op/quotes/abc"
+RS_PROBE = f"{PUBLIC_URL}/op/outgoing-payments/abc"
 """A resource-server URL: 501 once authenticated (its handler arrives later), 401 if not."""
 FINISH = {"method": "redirect", "uri": "https://client.example/finish", "nonce": "client-nonce-1"}
 

@@ -41,20 +41,18 @@ from tests.signing import (
 )
 
 AUTH = f"{PUBLIC_URL}/auth"
-QUOTES = f"{PUBLIC_URL}/op/quotes"
+OUTGOING_PAYMENTS = f"{PUBLIC_URL}/op/outgoing-payments"
 AUTHENTICATED = 501
 """What a resource-server request that passed authentication gets from the handlers still
-to come."""
+to come (outgoing payments): the probes below use them."""
 GRANTED = 200
 """What a valid grant request that passed authentication gets."""
 
 
-def quote_request() -> dict[str, Any]:
+def outgoing_payment_request() -> dict[str, Any]:
     return {
         "walletAddress": f"{PUBLIC_URL}/alice",
-        "receiver": f"{PUBLIC_URL}/op/incoming-payments/8c1f2a53-0d6e-4b52-8a40-6f8a8f3e9b11",
-        "method": "ilp",
-        "debitAmount": {"value": "2500", "assetCode": "USD", "assetScale": 2},
+        "quoteId": f"{PUBLIC_URL}/op/quotes/8c1f2a53-0d6e-4b52-8a40-6f8a8f3e9b11",
     }
 
 
@@ -216,7 +214,7 @@ async def test_official_library_signed_request_with_body_and_token_verifies(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant
 ) -> None:
     request = {
-        "method": "POST", "url": QUOTES, "body": quote_request(),
+        "method": "POST", "url": OUTGOING_PAYMENTS, "body": outgoing_payment_request(),
         "headers": {"Authorization": f"GNAP {grant.access_token}"},
     }  # fmt: skip
     assert (await send_node_signed(client, identity, request)).status_code == AUTHENTICATED
@@ -239,7 +237,7 @@ async def test_official_library_signature_by_another_key_is_refused(
 ) -> None:
     impostor = ClientIdentity(identity.wallet_address_url, identity.key_id)
     request = {
-        "method": "POST", "url": QUOTES, "body": quote_request(),
+        "method": "POST", "url": OUTGOING_PAYMENTS, "body": outgoing_payment_request(),
         "headers": {"Authorization": f"GNAP {grant.access_token}"},
     }  # fmt: skip
     assert reason_of(await send_node_signed(client, impostor, request)) == "bad_signature"
@@ -254,9 +252,9 @@ async def test_requests_signed_by_our_signer_verify(
     manage = f"{AUTH}/token/{grant.access_token_id}"
     requests = [
         (signed(client, identity, "POST", AUTH, body=grant_request(identity)), GRANTED),
-        (signed(client, identity, "POST", QUOTES, body=quote_request(), token=grant.access_token),
+        (signed(client, identity, "POST", OUTGOING_PAYMENTS, body=outgoing_payment_request(), token=grant.access_token),
          AUTHENTICATED),
-        (signed(client, identity, "GET", f"{QUOTES}/abc", token=grant.access_token), AUTHENTICATED),
+        (signed(client, identity, "GET", f"{OUTGOING_PAYMENTS}/abc", token=grant.access_token), AUTHENTICATED),
         # Authenticated, then refused by the grant's state (issued already): 401 request_denied.
         (signed(client, identity, "POST", f"{AUTH}/continue/{grant.grant_id}",
                 token=grant.continue_token), 401),
@@ -276,10 +274,17 @@ async def test_a_replayed_signature_is_refused(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant
 ) -> None:
     request = signed(
-        client, identity, "POST", QUOTES, body=quote_request(), token=grant.access_token
+        client,
+        identity,
+        "POST",
+        OUTGOING_PAYMENTS,
+        body=outgoing_payment_request(),
+        token=grant.access_token,
     )
     assert (await client.send(request)).status_code == AUTHENTICATED
-    replay = client.build_request("POST", QUOTES, content=request.content, headers=request.headers)
+    replay = client.build_request(
+        "POST", OUTGOING_PAYMENTS, content=request.content, headers=request.headers
+    )
     assert reason_of(await client.send(replay)) == "replayed_signature"
 
 
@@ -288,12 +293,12 @@ async def test_an_identical_get_signed_without_nonce_may_repeat(
 ) -> None:
     # The official library signs without a nonce: the same GET twice in one second carries
     # the same signature. A replayed GET changes nothing, so it is not refused.
-    request = client.build_request("GET", f"{QUOTES}/abc")
+    request = client.build_request("GET", f"{OUTGOING_PAYMENTS}/abc")
     request.headers["Authorization"] = f"GNAP {grant.access_token}"
     components = ("@method", "@target-uri", "authorization")
     covering(components, request, identity.private_key, identity.key_id, int(time.time()))
     for _ in range(2):
-        again = client.build_request("GET", f"{QUOTES}/abc", headers=request.headers)
+        again = client.build_request("GET", f"{OUTGOING_PAYMENTS}/abc", headers=request.headers)
         assert (await client.send(again)).status_code == AUTHENTICATED
 
 
@@ -308,7 +313,7 @@ async def test_official_library_signed_directed_identity_grant_request_verifies(
     token = response.json()["access_token"]["value"]
     probe = await send_node_signed(
         client, anonymous,
-        {"method": "GET", "url": f"{QUOTES}/abc", "headers": {"Authorization": f"GNAP {token}"}},
+        {"method": "GET", "url": f"{OUTGOING_PAYMENTS}/abc", "headers": {"Authorization": f"GNAP {token}"}},
     )  # fmt: skip
     assert probe.status_code == AUTHENTICATED
 
@@ -317,7 +322,7 @@ async def test_a_stale_created_is_refused(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant, app: Starlette
 ) -> None:
     settings = app.state.settings
-    request = client.build_request("GET", f"{QUOTES}/abc")
+    request = client.build_request("GET", f"{OUTGOING_PAYMENTS}/abc")
     request.headers["Authorization"] = f"GNAP {grant.access_token}"
     too_old_s = int(time.time()) - settings.signature_age_s_max - settings.signature_clock_skew_s
     components = ("@method", "@target-uri", "authorization")
@@ -328,7 +333,7 @@ async def test_a_stale_created_is_refused(
 async def test_a_created_in_the_future_is_refused(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant, app: Starlette
 ) -> None:
-    request = client.build_request("GET", f"{QUOTES}/abc")
+    request = client.build_request("GET", f"{OUTGOING_PAYMENTS}/abc")
     request.headers["Authorization"] = f"GNAP {grant.access_token}"
     ahead_s = int(time.time()) + app.state.settings.signature_clock_skew_s + 30
     components = ("@method", "@target-uri", "authorization")
@@ -341,7 +346,7 @@ async def test_a_signature_by_the_wrong_key_is_refused(
 ) -> None:
     # Same kid, another private key: what a client whose key was stolen-and-replaced sends.
     impostor = ClientIdentity(identity.wallet_address_url, identity.key_id)
-    request = signed(client, impostor, "GET", f"{QUOTES}/abc", token=grant.access_token)
+    request = signed(client, impostor, "GET", f"{OUTGOING_PAYMENTS}/abc", token=grant.access_token)
     assert reason_of(await client.send(request)) == "bad_signature"
 
 
@@ -381,7 +386,7 @@ async def test_a_missing_required_component_is_refused(
     components: tuple[str, ...],
     reason: str,
 ) -> None:
-    request = client.build_request("GET", f"{QUOTES}/abc")
+    request = client.build_request("GET", f"{OUTGOING_PAYMENTS}/abc")
     request.headers["Authorization"] = f"GNAP {grant.access_token}"
     covering(components, request, identity.private_key, identity.key_id, int(time.time()))
     assert reason_of(await client.send(request)) == reason
@@ -392,7 +397,12 @@ async def test_a_body_component_left_uncovered_is_refused(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant, component: str
 ) -> None:
     request = signed(
-        client, identity, "POST", QUOTES, body=quote_request(), token=grant.access_token
+        client,
+        identity,
+        "POST",
+        OUTGOING_PAYMENTS,
+        body=outgoing_payment_request(),
+        token=grant.access_token,
     )
     every = (
         "@method",
@@ -409,11 +419,18 @@ async def test_a_tampered_body_with_the_old_digest_is_refused(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant
 ) -> None:
     request = signed(
-        client, identity, "POST", QUOTES, body=quote_request(), token=grant.access_token
+        client,
+        identity,
+        "POST",
+        OUTGOING_PAYMENTS,
+        body=outgoing_payment_request(),
+        token=grant.access_token,
     )
-    tampered = request.content.replace(b'"2500"', b'"9900"')  # same length
+    tampered = request.content.replace(b"8c1f2a53", b"9d2f2a53")  # same length
     assert len(tampered) == len(request.content) and tampered != request.content
-    forged = client.build_request("POST", QUOTES, content=tampered, headers=request.headers)
+    forged = client.build_request(
+        "POST", OUTGOING_PAYMENTS, content=tampered, headers=request.headers
+    )
     assert reason_of(await client.send(forged)) == "content_digest_mismatch"
 
 
@@ -423,12 +440,17 @@ async def test_a_digest_over_different_bytes_is_refused(
     # The digest of a re-serialisation of the same JSON, signed correctly: the reference
     # implementation accepts this (it digests what it re-serialises); the bytes differ.
     request = signed(
-        client, identity, "POST", QUOTES, body=quote_request(), token=grant.access_token
+        client,
+        identity,
+        "POST",
+        OUTGOING_PAYMENTS,
+        body=outgoing_payment_request(),
+        token=grant.access_token,
     )
-    sent = json.dumps(quote_request(), indent=1).encode()
-    request = client.build_request("POST", QUOTES, content=sent, headers=request.headers)
+    sent = json.dumps(outgoing_payment_request(), indent=1).encode()
+    request = client.build_request("POST", OUTGOING_PAYMENTS, content=sent, headers=request.headers)
     request.headers["Content-Length"] = str(len(sent))
-    compact = json.dumps(quote_request(), separators=(",", ":")).encode()
+    compact = json.dumps(outgoing_payment_request(), separators=(",", ":")).encode()
     request.headers["Content-Digest"] = content_digest(compact)
     every = (
         "@method",
@@ -447,7 +469,12 @@ async def test_both_digest_algorithms_are_checked_over_the_raw_bytes(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant, algorithm: str
 ) -> None:
     request = signed(
-        client, identity, "POST", QUOTES, body=quote_request(), token=grant.access_token
+        client,
+        identity,
+        "POST",
+        OUTGOING_PAYMENTS,
+        body=outgoing_payment_request(),
+        token=grant.access_token,
     )
     request.headers["Content-Digest"] = content_digest(request.content, algorithm)
     every = (
@@ -465,7 +492,7 @@ async def test_both_digest_algorithms_are_checked_over_the_raw_bytes(
 @pytest.mark.parametrize(
     ("signed_as", "sent_as"),
     [
-        (("GET", f"{QUOTES}/abc"), ("GET", f"{QUOTES}/abd")),
+        (("GET", f"{OUTGOING_PAYMENTS}/abc"), ("GET", f"{OUTGOING_PAYMENTS}/abd")),
         (("GET", f"{PUBLIC_URL}/op/incoming-payments?wallet-address={PUBLIC_URL}/alice&first=5"),
          ("GET", f"{PUBLIC_URL}/op/incoming-payments?wallet-address={PUBLIC_URL}/alice&first=6")),
         (("POST", f"{AUTH}/token/abc"), ("DELETE", f"{AUTH}/token/abc")),
@@ -489,8 +516,8 @@ async def test_a_signature_for_the_proxy_facing_url_is_refused(
 ) -> None:
     # Behind a TLS-terminating proxy the app sees http; the client signed the public https
     # URL, and that is the only one that verifies.
-    internal = f"{QUOTES}/abc".replace("https://", "http://")
-    request = client.build_request("GET", f"{QUOTES}/abc")
+    internal = f"{OUTGOING_PAYMENTS}/abc".replace("https://", "http://")
+    request = client.build_request("GET", f"{OUTGOING_PAYMENTS}/abc")
     request.headers["Authorization"] = f"GNAP {grant.access_token}"
     signed_internal = client.build_request("GET", internal, headers=request.headers)
     identity.sign(signed_internal)
@@ -503,7 +530,7 @@ async def test_a_signature_for_the_proxy_facing_url_is_refused(
 async def test_a_request_without_signature_is_refused(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant
 ) -> None:
-    request = signed(client, identity, "GET", f"{QUOTES}/abc", token=grant.access_token)
+    request = signed(client, identity, "GET", f"{OUTGOING_PAYMENTS}/abc", token=grant.access_token)
     del request.headers["Signature"]
     assert reason_of(await client.send(request)) == "missing_signature"
     unsigned = client.build_request("POST", AUTH, json=grant_request(identity))
@@ -514,7 +541,7 @@ async def test_a_token_used_by_another_client_is_refused(
     client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant, app: Starlette
 ) -> None:
     other = await register_client(app, "/other-app", key_id=identity.key_id)
-    request = signed(client, other, "GET", f"{QUOTES}/abc", token=grant.access_token)
+    request = signed(client, other, "GET", f"{OUTGOING_PAYMENTS}/abc", token=grant.access_token)
     # The token leads to `identity`'s grant; `other`'s key is not one `identity` publishes.
     assert reason_of(await client.send(request)) == "bad_signature"
 
@@ -530,7 +557,7 @@ async def test_a_token_signed_by_another_key_of_the_same_client_is_refused(
         await add_key(session, wallet_id, second.key_id, public_x(second.private_key))
         await session.commit()
     app.state.services.forget_wallet_address("/client-app")
-    request = signed(client, second, "GET", f"{QUOTES}/abc", token=grant.access_token)
+    request = signed(client, second, "GET", f"{OUTGOING_PAYMENTS}/abc", token=grant.access_token)
     assert reason_of(await client.send(request)) == "key_not_bound"
     new_grant = signed(client, second, "POST", AUTH, body=grant_request(identity))
     assert (await client.send(new_grant)).status_code == GRANTED
@@ -548,7 +575,7 @@ async def test_an_unknown_revoked_or_expired_token_is_refused(
     expired = await issue_grant(app, identity, expires_at=past)
     revoked = await issue_grant(app, identity, revoked_at=past)
     for token in ("never-issued", expired.access_token, revoked.access_token):
-        request = signed(client, identity, "GET", f"{QUOTES}/abc", token=token)
+        request = signed(client, identity, "GET", f"{OUTGOING_PAYMENTS}/abc", token=token)
         response = await client.send(request)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
@@ -567,10 +594,10 @@ async def test_a_directed_identity_grant_is_bound_to_its_jwk(
     request = signed(client, anonymous, "POST", AUTH, body=body)
     assert (await client.send(request)).status_code == GRANTED
     grant = await issue_grant(app, anonymous, by_jwk=True)
-    request = signed(client, anonymous, "GET", f"{QUOTES}/abc", token=grant.access_token)
+    request = signed(client, anonymous, "GET", f"{OUTGOING_PAYMENTS}/abc", token=grant.access_token)
     assert (await client.send(request)).status_code == AUTHENTICATED
     impostor = ClientIdentity(anonymous.wallet_address_url, "jwk-1")
-    request = signed(client, impostor, "GET", f"{QUOTES}/abc", token=grant.access_token)
+    request = signed(client, impostor, "GET", f"{OUTGOING_PAYMENTS}/abc", token=grant.access_token)
     assert reason_of(await client.send(request)) == "bad_signature"
     forged = {**grant_request(anonymous), "client": {"jwk": anonymous.jwk}}
     request = signed(client, impostor, "POST", AUTH, body=forged)
