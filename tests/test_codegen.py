@@ -19,12 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 # Operations that answer 501 `not_implemented` until the release that builds them.
 PENDING_OPERATIONS = {
     "create-outgoing-payment", "list-outgoing-payments", "get-outgoing-payment",
-    "get-outgoing-payment-grant",
 }  # fmt: skip
 IMPLEMENTED_OPERATIONS = {
     # specs/resource-server.yaml
     "create-incoming-payment", "list-incoming-payments", "get-incoming-payment",
-    "complete-incoming-payment", "create-quote", "get-quote",
+    "complete-incoming-payment", "create-quote", "get-quote", "get-outgoing-payment-grant",
     "get-wallet-address", "get-wallet-address-keys", "get-wallet-address-did-document",
     "post-request", "post-continue", "delete-continue", "post-token", "delete-token",
     # specs/admin.yaml

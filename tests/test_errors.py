@@ -190,7 +190,6 @@ PENDING_REQUESTS = {
     "create-outgoing-payment": ("POST", "/op/outgoing-payments", {"walletAddress": f"{PUBLIC_URL}/alice", "quoteId": f"{PUBLIC_URL}/op/quotes/q"}),
     "list-outgoing-payments": ("GET", f"/op/outgoing-payments?wallet-address={PUBLIC_URL}/alice", None),
     "get-outgoing-payment": ("GET", "/op/outgoing-payments/abc", None),
-    "get-outgoing-payment-grant": ("GET", "/op/outgoing-payment-grant", None),
 }  # fmt: skip
 
 
