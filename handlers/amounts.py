@@ -1,6 +1,15 @@
-"""Amounts as people read them: integer minor units with their asset scale applied exactly."""
+"""Amounts: integer minor units inside, uint64 strings on the wire, their asset scale applied
+exactly when people read them."""
 
 from __future__ import annotations
+
+from typing import Any
+
+
+def wire_amount(value_minor: int, asset_code: str, asset_scale: int) -> dict[str, Any]:
+    """The Open Payments `amount` object."""
+    assert value_minor >= 0, value_minor
+    return {"value": str(value_minor), "assetCode": asset_code, "assetScale": asset_scale}
 
 
 def format_amount(value: str | int, asset_code: str, asset_scale: int) -> str:

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from opase.amounts import wire_amount
 from opase.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from opase.resource import wire_time
 from opase.resource.authorization import Authorized, authorize
@@ -51,11 +52,7 @@ class _Wallet:
 
 
 def _amount(value_minor: int, wallet: _Wallet) -> dict[str, Any]:
-    return {
-        "value": str(value_minor),
-        "assetCode": wallet.asset_code,
-        "assetScale": wallet.asset_scale,
-    }
+    return wire_amount(value_minor, wallet.asset_code, wallet.asset_scale)
 
 
 def _payment_url(ctx: RequestContext, payment_id: uuid.UUID) -> str:

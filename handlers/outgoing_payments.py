@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, NoReturn
 
+from opase.amounts import wire_amount
 from opase.authorization.spending import OutsideInterval, SpendingNotFound, spent
 from opase.errors import Forbidden, Unauthorized
 from opase.pending import RESOURCE_SERVER, pending
@@ -65,8 +66,4 @@ async def get_outgoing_payment_grant(ctx: RequestContext) -> dict[str, Any]:
 def _amount(value_minor: int, asset: dict[str, Any] | None) -> dict[str, Any] | None:
     if asset is None:
         return None
-    return {
-        "value": str(value_minor),
-        "assetCode": asset["assetCode"],
-        "assetScale": asset["assetScale"],
-    }
+    return wire_amount(value_minor, asset["assetCode"], asset["assetScale"])

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from opase.amounts import wire_amount
 from opase.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from opase.incoming_payments import PATH as INCOMING_PAYMENTS_PATH
 from opase.pricing import ExchangeRatesUnavailable, fee_for, rates_for
@@ -50,20 +51,16 @@ METHOD: Final = "ilp"
 OTHER_ASE: Final = "payments to other ASEs need the Interledger rail, not available yet"
 
 
-def _amount(value_minor: int, asset_code: str, asset_scale: int) -> dict[str, Any]:
-    return {"value": str(value_minor), "assetCode": asset_code, "assetScale": asset_scale}
-
-
 def _view(ctx: RequestContext, quote: Quote, wallet_address_url: str) -> dict[str, Any]:
     """The spec's `quote`."""
     return {
         "id": f"{ctx.settings.resource_server_url}{PATH}/{quote.id}",
         "walletAddress": wallet_address_url,
         "receiver": quote.receiver,
-        "debitAmount": _amount(
+        "debitAmount": wire_amount(
             quote.debit_amount_minor, quote.debit_asset_code, quote.debit_asset_scale
         ),
-        "receiveAmount": _amount(
+        "receiveAmount": wire_amount(
             quote.receive_amount_minor, quote.receive_asset_code, quote.receive_asset_scale
         ),
         "method": METHOD,
