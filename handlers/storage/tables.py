@@ -741,3 +741,130 @@ class Quote(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
     used_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
     created_at: datetime = _created_at_field()
+
+
+OUTGOING_PAYMENT_STATES: Final = ("sending", "completed", "failed")
+"""sending (funds reserved on the ledger, not yet moved) -> completed | failed (terminal)."""
+OUTGOING_PAYMENT_FAILURE_LENGTH_MAX: Final = 255
+
+
+class OutgoingPayment(SQLModel, table=True):
+    """A payment from a wallet address of this ASE, made under an outgoing-payment grant at
+    the price of one quote (which it uses up: `quote_id` is unique). The amounts and the
+    receiver are the quote's; `quote_shown` says whether the client named the quote (the
+    spec's `quoteId`) or gave `incomingPayment` + `debitAmount`, priced by a quote made here.
+
+    While `sending`, `ledger_reservation_id` holds the debit on the ledger (a pending
+    transfer) and the grant's spent sums count it (`spending_interval_start` names their
+    interval, for giving it back on failure); the worker takes the payment up again at
+    `next_attempt_at`, so a payment whose process died is finished by another."""
+
+    __tablename__ = "outgoing_payments"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(client_wallet_address IS NULL) <> (client_key_thumbprint IS NULL)",
+            name="ck_outgoing_payments_one_client_identity",
+        ),
+        sa.CheckConstraint(
+            _one_of("state", OUTGOING_PAYMENT_STATES), name="ck_outgoing_payments_state"
+        ),
+        sa.CheckConstraint(
+            "(state = 'failed') = (failure_reason IS NOT NULL)",
+            name="ck_outgoing_payments_failure_reason",
+        ),
+        sa.CheckConstraint(
+            "sent_amount_minor >= 0", name="ck_outgoing_payments_sent_amount_nonnegative"
+        ),
+        sa.UniqueConstraint("quote_id", name="uq_outgoing_payments_quote_id"),
+        sa.Index(
+            "ix_outgoing_payments_wallet_address_id_created_at_id",
+            "wallet_address_id",
+            "created_at",
+            "id",
+        ),
+        sa.Index("ix_outgoing_payments_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: uuid.UUID = _id_field()
+    wallet_address_id: uuid.UUID = Field(
+        sa_type=sa.Uuid,
+        nullable=False,
+        sa_column_args=[
+            sa.ForeignKey(
+                "wallet_addresses.id",
+                name="fk_outgoing_payments_wallet_address_id_wallet_addresses",
+            )
+        ],
+    )
+    quote_id: uuid.UUID = Field(
+        sa_type=sa.Uuid,
+        nullable=False,
+        sa_column_args=[sa.ForeignKey("quotes.id", name="fk_outgoing_payments_quote_id_quotes")],
+    )
+    quote_shown: bool = Field(sa_type=sa.Boolean, nullable=False)
+    grant_id: uuid.UUID = Field(sa_type=sa.Uuid, nullable=False)
+    """The grant whose limits the payment counts against (no foreign key: the authorization
+    server's tables may live apart from the resource server's)."""
+    client_wallet_address: str | None = Field(
+        default=None, sa_type=sa.String(CLIENT_WALLET_ADDRESS_LENGTH_MAX), nullable=True
+    )
+    client_key_thumbprint: str | None = Field(
+        default=None, sa_type=sa.String(JWK_THUMBPRINT_LENGTH), nullable=True
+    )
+    state: str = Field(default="sending", sa_type=sa.String(16), nullable=False)
+    failure_reason: str | None = Field(
+        default=None, sa_type=sa.String(OUTGOING_PAYMENT_FAILURE_LENGTH_MAX), nullable=True
+    )
+    sent_amount_minor: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    """In the debit asset: what left the sender's side for the receiver (the debit less the
+    sending fee) once completed; 0 before."""
+    metadata_: dict[str, Any] | None = Field(
+        default=None,
+        sa_type=sa.JSON(none_as_null=True),
+        nullable=True,
+        sa_column_kwargs={"name": "metadata"},
+    )
+    ledger_reservation_id: uuid.UUID = Field(sa_type=sa.Uuid, nullable=False)
+    spending_interval_start: datetime | None = Field(
+        default=None, sa_type=UtcDateTime, nullable=True
+    )
+    attempts: int = Field(default=0, sa_type=sa.Integer, nullable=False)
+    next_attempt_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    created_at: datetime = _created_at_field()
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
+
+
+WEBHOOK_EVENT_STATUSES: Final = ("pending", "delivered", "dead")
+"""pending (to send at `next_attempt_at`) -> delivered | dead (out of tries; re-drivable)."""
+WEBHOOK_EVENT_TYPE_LENGTH_MAX: Final = 64
+WEBHOOK_EVENT_ERROR_LENGTH_MAX: Final = 500
+
+
+class WebhookEvent(SQLModel, table=True):
+    """The outbox: an event for the ASE's webhook endpoint, written in the same transaction
+    as the change it reports, so no change goes unreported and no report goes out for a
+    change that rolled back. Each event is sent on its own (a failing one never holds up
+    newer ones); `id` is the idempotency key the receiver sees."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        sa.CheckConstraint(
+            _one_of("status", WEBHOOK_EVENT_STATUSES), name="ck_webhook_events_status"
+        ),
+        sa.CheckConstraint("attempts >= 0", name="ck_webhook_events_attempts_nonnegative"),
+        sa.Index("ix_webhook_events_status_next_attempt_at", "status", "next_attempt_at"),
+        sa.Index("ix_webhook_events_created_at_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = _id_field()
+    type: str = Field(sa_type=sa.String(WEBHOOK_EVENT_TYPE_LENGTH_MAX), nullable=False)
+    data: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    status: str = Field(default="pending", sa_type=sa.String(16), nullable=False)
+    attempts: int = Field(default=0, sa_type=sa.Integer, nullable=False)
+    next_attempt_at: datetime = Field(default_factory=utc_now, sa_type=UtcDateTime, nullable=False)
+    last_error: str | None = Field(
+        default=None, sa_type=sa.String(WEBHOOK_EVENT_ERROR_LENGTH_MAX), nullable=True
+    )
+    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    created_at: datetime = _created_at_field()
