@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Final, Literal, get_args
 
@@ -18,6 +19,9 @@ from opase.idp import build_idp_app, idp_base_path
 from opase.routing import Router, render_unhandled
 from opase.services import Services
 from opase.settings import Settings, load_settings
+
+BackgroundLoop = Callable[[asyncio.Event], Awaitable[None]]
+"""A worker loop the app runs for its lifetime: it returns soon after the event is set."""
 
 if not __debug__:
     # Invariants are asserted throughout; running with -O would silently drop them.
@@ -101,7 +105,12 @@ def build_app(
     pages: list[BaseRoute] = []
     if "auth" in roles and settings.idp_consent_url is None:
         pages.append(Mount(idp_base_path(settings), app=build_idp_app(settings, services)))
-    return _starlette(router, settings.public_url, middleware=[cors], routes=pages)
+    background: list[BackgroundLoop] = []
+    if "resource" in roles:
+        background.append(services.payments.run_forever)
+    return _starlette(
+        router, settings.public_url, middleware=[cors], routes=pages, background=background
+    )
 
 
 def build_admin_app(settings: Settings, services: Services | None = None) -> Starlette:
@@ -133,13 +142,22 @@ def _starlette(
     base_url: str,
     middleware: list[Middleware],
     routes: Iterable[BaseRoute] = (),
+    background: Iterable[BackgroundLoop] = (),
 ) -> Starlette:
     services = router.services
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await services.close()
+        # Workers of every process claim their work in the database, so N processes can
+        # run the same loops side by side.
+        stop = asyncio.Event()
+        loops = [asyncio.create_task(run(stop)) for run in background]
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await services.close()
 
     app = Starlette(
         # Every path and method goes to the generated route table; Starlette's own router

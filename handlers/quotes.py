@@ -37,7 +37,7 @@ from opase.pricing.quoting import (
 )
 from opase.pricing.rates import rate_text
 from opase.resource import wire_time
-from opase.resource.authorization import authorize
+from opase.resource.authorization import Authorized, authorize
 from opase.routing import RequestContext
 from opase.storage.tables import Asset, IncomingPayment, Quote, WalletAddress
 from opase.wallets.service import (
@@ -175,48 +175,59 @@ def _price(
     return amounts
 
 
+async def make_quote(
+    ctx: RequestContext,
+    session: AsyncSession,
+    authorized: Authorized,
+    document: dict[str, Any],
+    now: datetime,
+) -> tuple[Quote, WalletAddressRecord]:
+    """Price and store a quote for `document` ({walletAddress, receiver, debitAmount |
+    receiveAmount | neither}) in the caller's transaction; 400 when it makes no quote.
+    Outgoing payments from `incomingPayment` + `debitAmount` are priced here too."""
+    sender = await _sender(ctx, session, document["walletAddress"])
+    receiver_url: str = document["receiver"]
+    payment, receive_asset = await _receiver(ctx, session, receiver_url, now)
+    send_asset_id = await _asset_id(session, sender.asset_code, sender.asset_scale)
+    rate = await _rate(ctx, session, sender.asset_code, receive_asset.code)
+    terms = QuoteTerms(
+        rate=rate,
+        send_scale=sender.asset_scale,
+        receive_scale=receive_asset.scale,
+        sending_fee=FeeTerms.of(await fee_for(session, send_asset_id, "sending")),
+        receiving_fee=FeeTerms.of(await fee_for(session, receive_asset.id, "receiving")),
+    )
+    amounts = _price(document, terms, sender, payment, receive_asset)
+    quote = Quote(
+        wallet_address_id=sender.id,
+        receiver=receiver_url,
+        incoming_payment_id=payment.id,
+        client_wallet_address=authorized.client_wallet_address,
+        client_key_thumbprint=authorized.client_key_thumbprint,
+        debit_amount_minor=amounts.debit_minor,
+        debit_asset_code=sender.asset_code,
+        debit_asset_scale=sender.asset_scale,
+        receive_amount_minor=amounts.receive_minor,
+        receive_asset_code=receive_asset.code,
+        receive_asset_scale=receive_asset.scale,
+        sending_fee_minor=amounts.sending_fee_minor,
+        receiving_fee_minor=amounts.receiving_fee_minor,
+        rate=rate_text(rate),
+        expires_at=min(now + timedelta(seconds=ctx.settings.quote_lifespan_s), payment.expires_at),
+        created_at=now,
+    )
+    session.add(quote)
+    return quote, sender
+
+
 async def create_quote(ctx: RequestContext) -> dict[str, Any]:
     document = ctx.document
     wallet_address_url: str = document["walletAddress"]
-    receiver_url: str = document["receiver"]
     authorized = await authorize(ctx, RESOURCE_TYPE, "create", wallet_address_url)
     if document.get("method", METHOD) != METHOD:
         raise InvalidRequest(f"method must be {METHOD!r}")
-    now = datetime.now(UTC)
     async with ctx.transaction() as session:
-        sender = await _sender(ctx, session, wallet_address_url)
-        payment, receive_asset = await _receiver(ctx, session, receiver_url, now)
-        send_asset_id = await _asset_id(session, sender.asset_code, sender.asset_scale)
-        rate = await _rate(ctx, session, sender.asset_code, receive_asset.code)
-        terms = QuoteTerms(
-            rate=rate,
-            send_scale=sender.asset_scale,
-            receive_scale=receive_asset.scale,
-            sending_fee=FeeTerms.of(await fee_for(session, send_asset_id, "sending")),
-            receiving_fee=FeeTerms.of(await fee_for(session, receive_asset.id, "receiving")),
-        )
-        amounts = _price(document, terms, sender, payment, receive_asset)
-        quote = Quote(
-            wallet_address_id=sender.id,
-            receiver=receiver_url,
-            incoming_payment_id=payment.id,
-            client_wallet_address=authorized.client_wallet_address,
-            client_key_thumbprint=authorized.client_key_thumbprint,
-            debit_amount_minor=amounts.debit_minor,
-            debit_asset_code=sender.asset_code,
-            debit_asset_scale=sender.asset_scale,
-            receive_amount_minor=amounts.receive_minor,
-            receive_asset_code=receive_asset.code,
-            receive_asset_scale=receive_asset.scale,
-            sending_fee_minor=amounts.sending_fee_minor,
-            receiving_fee_minor=amounts.receiving_fee_minor,
-            rate=rate_text(rate),
-            expires_at=min(
-                now + timedelta(seconds=ctx.settings.quote_lifespan_s), payment.expires_at
-            ),
-            created_at=now,
-        )
-        session.add(quote)
+        quote, _ = await make_quote(ctx, session, authorized, document, datetime.now(UTC))
     return _view(ctx, quote, wallet_address_url)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from opase.authorization.introspection import HttpIntrospector, InProcessIntrospector, Introspector
 from opase.cache import TtlCache
+from opase.payments.outgoing import PaymentRunner
 from opase.security.client_keys import ClientKeys
 from opase.security.replay import DatabaseReplayCache, InProcessReplayCache, ReplayCache
 
@@ -35,6 +36,8 @@ class Services:
     introspector: Introspector
     """What the resource server asks about access tokens: the authorization server in this
     process, or, with `introspection_url` set, the introspection listener of another."""
+    payments: PaymentRunner
+    """Settles outgoing payments: new ones at once, and those a worker finds due."""
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -68,6 +71,7 @@ class Services:
             client_keys=ClientKeys(settings, sessions),
             replay_cache=replay_cache,
             introspector=introspector,
+            payments=PaymentRunner(sessions, settings),
         )
 
     def forget_wallet_address(self, path: str) -> None:
@@ -77,6 +81,7 @@ class Services:
         self.client_keys.forget(self.settings.public_url + path)
 
     async def close(self) -> None:
+        await self.payments.idle()
         await self.client_keys.close()
         await self.introspector.aclose()
         await self.engine.dispose()

@@ -478,8 +478,11 @@ async def void_pending(
     *,
     idempotency_key: str,
     now: datetime | None = None,
+    expired_ok: bool = False,
 ) -> TransferResult:
-    """Release a pending transfer; refused as `post_pending` is. `now`: as there."""
+    """Release a pending transfer; refused as `post_pending` is. `now`: as there. With
+    `expired_ok`, an expired transfer is voided too (its owner may release it before the
+    sweep of `void_expired` does: either way the funds go back once)."""
     _check_idempotency_key(idempotency_key)
     pending = await _pending_transfer(session, transfer_id)
     movement = _Movement(
@@ -490,7 +493,7 @@ async def void_pending(
         idempotency_key,
         pending=pending,
     )
-    return await _execute(session, movement, now=_check_now(now))
+    return await _execute(session, movement, now=_check_now(now), expired_ok=expired_ok)
 
 
 async def _expired_pending(

@@ -5,8 +5,26 @@ operations (`opase.incoming_payments`, ...)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, Final
+
+import orjson
+
+from opase.errors import InvalidRequest
+
+METADATA_BYTES_MAX: Final = 8 * 1024
+"""`metadata` is the client's reconciliation data (an invoice reference), not a document."""
 
 
 def wire_time(value: datetime) -> str:
     """A timestamp as the resource server writes it: UTC, milliseconds, `Z`."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def check_metadata(value: Any) -> dict[str, Any] | None:
+    """A payment's `metadata` (the schema has made it an object), within its size limit."""
+    if value is None:
+        return None
+    if len(orjson.dumps(value)) > METADATA_BYTES_MAX:
+        raise InvalidRequest(f"metadata may hold at most {METADATA_BYTES_MAX} bytes of JSON")
+    metadata: dict[str, Any] = value
+    return metadata

@@ -10,7 +10,8 @@ address of this ASE, and `read-all`/`list-all` cover `read`/`list`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from opase.errors import Forbidden, Unauthorized
@@ -24,12 +25,16 @@ ALL_ACTIONS: Final = {"read": "read-all", "list": "list-all"}
 
 @dataclass(frozen=True, slots=True)
 class Authorized:
-    """Who the client is (exactly one of the two) and whether it may see what others made."""
+    """Who the client is (exactly one of the two), whether it may see what others made,
+    and the grant with the access items that allow the request (their `limits` bind an
+    outgoing payment)."""
 
     client_wallet_address: str | None
     client_key_thumbprint: str | None
     """RFC 7638 thumbprint of a directed-identity (JWK) client."""
     sees_all: bool
+    grant_id: uuid.UUID | None = None
+    access: tuple[dict[str, Any], ...] = field(default=())
 
     def owns(self, client_wallet_address: str | None, client_key_thumbprint: str | None) -> bool:
         """Whether a resource with this creator was created by this client."""
@@ -60,12 +65,14 @@ async def authorize(
     sees_all = all_action is not None and any(
         all_action in item.get("actions", ()) for item in answer.get("access", ())
     )
+    grant_id = uuid.UUID(answer["grant"]) if isinstance(answer.get("grant"), str) else None
+    access = tuple(answer.get("access", ()))
     client = answer.get("client", {})
     wallet_address = client.get("walletAddress")
     if isinstance(wallet_address, str):
-        return Authorized(wallet_address, None, sees_all)
+        return Authorized(wallet_address, None, sees_all, grant_id, access)
     jwk = client.get("jwk")
     if not isinstance(jwk, dict) or not isinstance(jwk.get("x"), str):
         raise Unauthorized("the access token's grant names no client")
     thumbprint = jwk_thumbprint(str(jwk.get("crv")), str(jwk.get("kty")), jwk["x"])
-    return Authorized(None, thumbprint, sees_all)
+    return Authorized(None, thumbprint, sees_all, grant_id, access)
