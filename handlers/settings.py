@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     quote_lifespan_s: int = Field(default=5 * 60, ge=1, le=24 * 3600)
     """How long a quote's price holds (its `expiresAt`, unless its incoming payment expires
     sooner): rates move, so a quote is short-lived."""
+    outgoing_payment_lease_s: int = Field(default=30, ge=1, le=3600)
+    """How long a process that took up an outgoing payment may take to settle it before the
+    worker of any process takes it up again (after a crash: the wait before it resumes)."""
 
     @field_validator("public_url")
     @classmethod

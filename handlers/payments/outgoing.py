@@ -71,8 +71,6 @@ RESOURCE_PATH: Final = "/outgoing-payments"
 RESERVATION_TIMEOUT_S: Final = 24 * 60 * 60
 """How long a payment's funds stay reserved: past it, a payment that could not be settled
 (its executors kept failing) fails and its funds go back."""
-LEASE_S: Final = 30
-"""How long a claimed payment is left to its executor before the worker takes it up."""
 RETRY_DELAY_S_MAX: Final = 300
 WORKER_BATCH_MAX: Final = 50
 WORKER_IDLE_S: Final = 1.0
@@ -183,7 +181,7 @@ async def start(
         ledger_reservation_id=held.id,
         spending_interval_start=spending.interval_start,
         # The creating request executes it at once; the worker waits out this lease first.
-        next_attempt_at=now + timedelta(seconds=LEASE_S),
+        next_attempt_at=now + timedelta(seconds=settings.outgoing_payment_lease_s),
         created_at=now,
         updated_at=now,
     )
@@ -362,12 +360,13 @@ async def execute(
         return await fail(sessions, settings, payment_id, str(refused))
 
 
-def _retry_delay_s(attempts: int) -> int:
-    return min(LEASE_S * 2 ** min(attempts, 10), RETRY_DELAY_S_MAX)
+def _retry_delay_s(lease_s: int, attempts: int) -> int:
+    """The lease of a payment's next try: doubling from the lease, to at most 5 min."""
+    return min(lease_s * 2 ** min(attempts, 10), max(lease_s, RETRY_DELAY_S_MAX))
 
 
 async def _claim(
-    sessions: async_sessionmaker[AsyncSession], now: datetime, count_max: int
+    sessions: async_sessionmaker[AsyncSession], lease_s: int, now: datetime, count_max: int
 ) -> list[uuid.UUID]:
     """Due sending payments, each leased to this caller by one conditional UPDATE."""
     table = sa_table(OutgoingPayment)
@@ -391,7 +390,7 @@ async def _claim(
                 )
                 .values(
                     attempts=table.c.attempts + 1,
-                    next_attempt_at=now + timedelta(seconds=_retry_delay_s(attempts)),
+                    next_attempt_at=now + timedelta(seconds=_retry_delay_s(lease_s, attempts)),
                 )
             )
             if leased.rowcount == 1:  # type: ignore[attr-defined]
@@ -408,7 +407,8 @@ async def run_due(
     count_max: int = WORKER_BATCH_MAX,
 ) -> int:
     """One pass of the worker: execute every payment whose lease has run out; the count."""
-    claimed = await _claim(sessions, now or utc_now(), count_max)
+    lease_s = settings.outgoing_payment_lease_s
+    claimed = await _claim(sessions, lease_s, now or utc_now(), count_max)
     for payment_id in claimed:
         try:
             await execute(sessions, settings, payment_id)

@@ -329,7 +329,7 @@ async def test_a_receiver_that_expired_before_settling_fails_the_payment_and_giv
     assert await balances(app, "/alice") == [ALICE_FUNDS_MINOR]  # reserved, not yet moved
     await set_payment(app, receiver, expires_at=utc_now() - timedelta(seconds=1))
 
-    later = utc_now() + timedelta(seconds=outgoing.LEASE_S + 1)
+    later = utc_now() + timedelta(seconds=app.state.settings.outgoing_payment_lease_s + 1)
     assert await outgoing.run_due(app.state.services.sessions, app.state.settings, now=later) == 1
     read = (await payer.get(payment["id"], token)).json()
     assert read["failed"] is True and read["sentAmount"] == usd(0)
@@ -363,7 +363,7 @@ async def test_the_worker_settles_a_payment_its_creator_never_settled(
     payment = await payer.paid(token, incomingPayment=receiver, debitAmount=usd(250))
     sessions, settings = app.state.services.sessions, app.state.settings
     assert await outgoing.run_due(sessions, settings) == 0  # its lease has not run out
-    later = utc_now() + timedelta(seconds=outgoing.LEASE_S + 1)
+    later = utc_now() + timedelta(seconds=app.state.settings.outgoing_payment_lease_s + 1)
     assert await outgoing.run_due(sessions, settings, now=later) == 1
     assert await outgoing.run_due(sessions, settings, now=later) == 0  # settled once
     assert (await payer.get(payment["id"], token)).json()["sentAmount"] == usd(250)
