@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Final, Literal, get_args
 
@@ -20,7 +20,7 @@ from opase.routing import Router, render_unhandled
 from opase.services import Services
 from opase.settings import Settings, load_settings
 
-BackgroundLoop = Callable[[asyncio.Event], Awaitable[None]]
+BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 """A worker loop the app runs for its lifetime: it returns soon after the event is set."""
 
 if not __debug__:

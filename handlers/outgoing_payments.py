@@ -203,11 +203,13 @@ async def create_outgoing_payment(ctx: RequestContext) -> dict[str, Any]:
             session, authorized.grant_id, limits, (sender.asset_code, sender.asset_scale), now
         )
     ctx.services.payments.start(record.payment.id)
-    grant_spent = {
+    grant_spent: dict[str, Any] = {
         "grantSpentDebitAmount": spent_amounts["spentDebitAmount"],
         "grantSpentReceiveAmount": spent_amounts["spentReceiveAmount"],
     }
-    return view(ctx.settings, record) | {k: v for k, v in grant_spent.items() if v is not None}
+    document = view(ctx.settings, record)
+    document.update((name, amount) for name, amount in grant_spent.items() if amount is not None)
+    return document
 
 
 def _check_own(authorized: Authorized, payment: OutgoingPayment, action: str) -> None:
@@ -286,8 +288,9 @@ async def get_outgoing_payment_grant(ctx: RequestContext) -> dict[str, Any]:
         )
         debit_asset = None if wallet is None else (wallet.asset_code, wallet.asset_scale)
         try:
-            return await _spent_amounts(
+            amounts = await _spent_amounts(
                 session, uuid.UUID(answer["grant"]), limits, debit_asset, utc_now()
             )
         except SpendingNotFound:
-            return {"spentDebitAmount": None, "spentReceiveAmount": None}
+            amounts = {"spentDebitAmount": None, "spentReceiveAmount": None}
+    return amounts

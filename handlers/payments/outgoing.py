@@ -121,7 +121,7 @@ def _event_data(settings: Settings, record: PaymentRecord) -> dict[str, Any]:
     return data
 
 
-def _select_records() -> sa.Select[tuple[OutgoingPayment, Quote, str]]:
+def _select_records() -> sa.Select[OutgoingPayment, Quote, str]:
     return (
         sa.select(OutgoingPayment, Quote, col(WalletAddress.path))
         .join(Quote, col(Quote.id) == col(OutgoingPayment.quote_id))
@@ -137,7 +137,10 @@ async def find(session: AsyncSession, payment_id: uuid.UUID) -> PaymentRecord | 
             .execution_options(populate_existing=True)
         )
     ).one_or_none()
-    return None if row is None else PaymentRecord(*row)
+    if row is None:
+        return None
+    payment, quote, path = row
+    return PaymentRecord(payment, quote, path)
 
 
 async def start(
@@ -362,7 +365,8 @@ async def execute(
 
 def _retry_delay_s(lease_s: int, attempts: int) -> int:
     """The lease of a payment's next try: doubling from the lease, to at most 5 min."""
-    return min(lease_s * 2 ** min(attempts, 10), max(lease_s, RETRY_DELAY_S_MAX))
+    delay_s: int = lease_s * 2 ** min(attempts, 10)
+    return min(delay_s, max(lease_s, RETRY_DELAY_S_MAX))
 
 
 async def _claim(
