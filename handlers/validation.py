@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 import jsonschema_rs
 import orjson
@@ -79,8 +79,12 @@ def _problems(validator: jsonschema_rs.Draft202012Validator, instance: Any) -> l
     return problems[:ERRORS_REPORTED_COUNT_MAX]
 
 
+_INT64_MAX: Final = 2**63 - 1
+
+
 def _integral_floats_to_int(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
+    # Only within 64 bits: 1e20 stays a float, which JSON (and orjson) can write back.
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _INT64_MAX:
         return int(value)
     if isinstance(value, dict):
         return {key: _integral_floats_to_int(item) for key, item in value.items()}

@@ -46,13 +46,12 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
     load_pem_private_key,
 )
-from requests import PreparedRequest
-from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
 from schemathesis.core.parameters import ParameterLocation
 
 import tests.conformance.hooks  # noqa: F401  (registers the string formats)
-from opase.security.httpsig import SignatureRejected, sign_request
+from opase.security.httpsig import sign_request
+from tests.conformance.request_signing import RequestSigner
 
 ENV_AUTH_SERVER: Final = "CONFORMANCE_AUTH_SERVER"
 ENV_CLIENT_WALLET_ADDRESS: Final = "CONFORMANCE_CLIENT_WALLET_ADDRESS"
@@ -118,36 +117,6 @@ def client() -> Client:
         owner_wallet_address=os.environ[ENV_OWNER_WALLET_ADDRESS],
         status_log=Path(os.environ[ENV_STATUS_LOG]),
     )
-
-
-# --- signing ---------------------------------------------------------------------------------
-
-
-class Signer(AuthBase):
-    """Signs the prepared request: what is signed is what goes on the wire."""
-
-    def __call__(self, request: PreparedRequest) -> PreparedRequest:
-        body: Any = request.body or b""
-        if isinstance(body, str):
-            # Sent as these bytes (http.client would encode a str as latin-1); requests
-            # recomputes Content-Length from them after the auth.
-            body = request.body = body.encode("utf-8")
-        if not isinstance(body, bytes) or request.method is None or request.url is None:
-            return request  # a streamed body has no bytes to digest; sent unsigned
-        headers = {
-            name: value if isinstance(value, str) else value.decode("latin-1")
-            for name, value in request.headers.items()
-        }
-        try:
-            added = client().signed_headers(request.method, request.url, headers, body)
-        except SignatureRejected:
-            return request  # a header outside latin-1 cannot be signed; the server says 401
-        if "Content-Type" not in request.headers:
-            # The signer names a default media type; a request generated without one keeps
-            # its absence (and fails verification, as a real client's would).
-            added.pop("Content-Type", None)
-        request.headers.update(added)
-        return request
 
 
 # --- grants made on the side -----------------------------------------------------------------
@@ -267,7 +236,8 @@ def before_call(
     elif operation.path in (CONTINUE, TOKEN) and _has_placeholder(case):
         mode = _real_credentials(case)
     MODES[case.id] = mode
-    kwargs["auth"] = Signer()
+    me = client()
+    kwargs["auth"] = RequestSigner(me.private_key, me.key_id)
 
 
 def _has_placeholder(case: schemathesis.Case[Any]) -> bool:

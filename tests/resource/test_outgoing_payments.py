@@ -459,3 +459,27 @@ async def test_concurrent_payments_never_exceed_the_grant_or_the_balance(
     spent = await payer.http.get(f"{PUBLIC_URL}/op/outgoing-payment-grant", auth=payer.auth(token))
     assert spent.json()["spentDebitAmount"] == usd(created * each_minor)
     await audit_clean(app)
+
+
+async def test_metadata_numbers_beyond_64_bits_come_back_as_json_numbers(
+    app: Starlette, payer: Payer
+) -> None:
+    receiver = await payer.incoming_payment(DAVE)
+    token = await payer.outgoing_token(app)
+    body = {"incomingPayment": receiver, "debitAmount": usd(1)}
+    # 1e20 is an integral float: it stays one (as JSON wrote it), not a 67-bit integer.
+    kept = await payer.paid(token, **body, metadata={"x": 1e20, "n": 12.0})
+    assert kept["metadata"] == {"x": 1e20, "n": 12}
+    # A 65-bit integer literal parses as the double a JavaScript client would make of it.
+    response = await payer.http.post(
+        PAYMENTS,
+        content=b'{"walletAddress": "%s", "incomingPayment": "%s", '
+        b'"debitAmount": {"value": "1", "assetCode": "USD", "assetScale": 2}, '
+        b'"metadata": {"x": 18446744073709551616}}' % (ALICE.encode(), receiver.encode()),
+        headers={"Content-Type": "application/json"},
+        auth=payer.auth(token),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"] == {"x": 18446744073709551616.0}
+    await settled(app)
+    assert await balances(app, "/alice") == [ALICE_FUNDS_MINOR - 2]
