@@ -33,7 +33,7 @@ from opase.ledger import InsufficientFunds
 from opase.payments.outgoing import PaymentRecord, find, start, view
 from opase.quotes import PATH as QUOTES_PATH
 from opase.quotes import make_quote
-from opase.resource import check_metadata
+from opase.resource import check_metadata, local_wallet_address
 from opase.resource.authorization import Authorized, authorize
 from opase.resource.pagination import Page, page_request, paginate
 from opase.routing import RequestContext
@@ -55,13 +55,6 @@ def _limits(authorized: Authorized) -> dict[str, Any]:
 
 def _asset(amount: dict[str, Any] | None) -> tuple[str, int] | None:
     return None if amount is None else (amount["assetCode"], amount["assetScale"])
-
-
-async def _sender(ctx: RequestContext, session: AsyncSession, url: str) -> WalletAddressRecord:
-    record = await find_wallet_address_by_url(session, ctx.settings.public_url, url)
-    if record is None:
-        raise InvalidRequest(f"{url} is not an active wallet address of this ASE")
-    return record
 
 
 async def _take_quote(
@@ -175,7 +168,7 @@ async def create_outgoing_payment(ctx: RequestContext) -> dict[str, Any]:
     metadata = check_metadata(document.get("metadata"))
     now = datetime.now(UTC)
     async with ctx.transaction() as session:
-        sender = await _sender(ctx, session, wallet_address_url)
+        sender = await local_wallet_address(session, ctx.settings.public_url, wallet_address_url)
         quote_shown = "quoteId" in document
         if quote_shown:
             quote = await _take_quote(ctx, session, document["quoteId"], sender, now)
@@ -241,16 +234,12 @@ async def list_outgoing_payments(ctx: RequestContext) -> dict[str, Any]:
     request = page_request(ctx.query)
     authorized = await authorize(ctx, RESOURCE_TYPE, "list", wallet_address_url)
     async with ctx.services.sessions() as session:
-        sender = await _sender(ctx, session, wallet_address_url)
-        statement = sa.select(OutgoingPayment).where(
-            col(OutgoingPayment.wallet_address_id) == sender.id
+        sender = await local_wallet_address(session, ctx.settings.public_url, wallet_address_url)
+        statement = authorized.own_only(
+            sa.select(OutgoingPayment).where(col(OutgoingPayment.wallet_address_id) == sender.id),
+            col(OutgoingPayment.client_wallet_address),
+            col(OutgoingPayment.client_key_thumbprint),
         )
-        if not authorized.sees_all:
-            statement = statement.where(
-                col(OutgoingPayment.client_wallet_address) == authorized.client_wallet_address
-                if authorized.client_wallet_address is not None
-                else col(OutgoingPayment.client_key_thumbprint) == authorized.client_key_thumbprint
-            )
         page: Page[OutgoingPayment] = await paginate(
             session, statement, col(OutgoingPayment.created_at), col(OutgoingPayment.id), request
         )

@@ -36,13 +36,12 @@ from opase.pricing.quoting import (
     fixed_send,
 )
 from opase.pricing.rates import rate_text
-from opase.resource import wire_time
+from opase.resource import local_wallet_address, wire_time
 from opase.resource.authorization import Authorized, authorize
 from opase.routing import RequestContext
 from opase.storage.tables import Asset, IncomingPayment, Quote, WalletAddress
 from opase.wallets.service import (
     WalletAddressRecord,
-    find_wallet_address_by_url,
 )
 
 RESOURCE_TYPE: Final = "quote"
@@ -67,13 +66,6 @@ def _view(ctx: RequestContext, quote: Quote, wallet_address_url: str) -> dict[st
         "createdAt": wire_time(quote.created_at),
         "expiresAt": wire_time(quote.expires_at),
     }
-
-
-async def _sender(ctx: RequestContext, session: AsyncSession, url: str) -> WalletAddressRecord:
-    record = await find_wallet_address_by_url(session, ctx.settings.public_url, url)
-    if record is None:
-        raise InvalidRequest(f"{url} is not an active wallet address of this ASE")
-    return record
 
 
 async def _receiver(
@@ -185,7 +177,7 @@ async def make_quote(
     """Price and store a quote for `document` ({walletAddress, receiver, debitAmount |
     receiveAmount | neither}) in the caller's transaction; 400 when it makes no quote.
     Outgoing payments from `incomingPayment` + `debitAmount` are priced here too."""
-    sender = await _sender(ctx, session, document["walletAddress"])
+    sender = await local_wallet_address(session, ctx.settings.public_url, document["walletAddress"])
     receiver_url: str = document["receiver"]
     payment, receive_asset = await _receiver(ctx, session, receiver_url, now)
     send_asset_id = await _asset_id(session, sender.asset_code, sender.asset_scale)

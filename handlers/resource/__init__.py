@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from opase.errors import InvalidRequest
+from opase.wallets.service import WalletAddressRecord, find_wallet_address_by_url
 
 METADATA_BYTES_MAX: Final = 8 * 1024
 """`metadata` is the client's reconciliation data (an invoice reference), not a document."""
@@ -28,3 +30,13 @@ def check_metadata(value: Any) -> dict[str, Any] | None:
         raise InvalidRequest(f"metadata may hold at most {METADATA_BYTES_MAX} bytes of JSON")
     metadata: dict[str, Any] = value
     return metadata
+
+
+async def local_wallet_address(
+    session: AsyncSession, public_url: str, url: str
+) -> WalletAddressRecord:
+    """The active wallet address of this ASE a request names; 400 for any other URL."""
+    record = await find_wallet_address_by_url(session, public_url, url)
+    if record is None:
+        raise InvalidRequest(f"{url} is not an active wallet address of this ASE")
+    return record

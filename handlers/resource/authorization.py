@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import sqlalchemy as sa
+
 from opase.errors import Forbidden, Unauthorized
 from opase.routing import RequestContext
 from opase.security import gnap_token
@@ -35,6 +37,17 @@ class Authorized:
     sees_all: bool
     grant_id: uuid.UUID | None = None
     access: tuple[dict[str, Any], ...] = field(default=())
+
+    def own_only(
+        self, statement: sa.Select[Any], wallet_address: Any, key_thumbprint: Any
+    ) -> sa.Select[Any]:
+        """`statement` narrowed to what this client created, unless it sees all; the two
+        columns hold a resource's creator."""
+        if self.sees_all:
+            return statement
+        if self.client_wallet_address is not None:
+            return statement.where(wallet_address == self.client_wallet_address)
+        return statement.where(key_thumbprint == self.client_key_thumbprint)
 
     def owns(self, client_wallet_address: str | None, client_key_thumbprint: str | None) -> bool:
         """Whether a resource with this creator was created by this client."""
