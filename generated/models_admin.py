@@ -234,6 +234,46 @@ class Webhook(BaseModel):
     updatedAt: AwareDatetime
 
 
+class WebhookEvent(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    id: UUID
+    """
+    The event's id, as the endpoint receives it (its idempotency key).
+    """
+    type: Literal[
+        'incoming_payment.created',
+        'incoming_payment.completed',
+        'incoming_payment.expired',
+        'outgoing_payment.created',
+        'outgoing_payment.completed',
+        'outgoing_payment.failed',
+        'wallet_address.not_found',
+        'wallet_address.liquidity_low',
+    ]
+    data: dict[str, Any]
+    status: Literal['pending', 'delivered', 'dead']
+    """
+    pending: waiting for its next send; delivered: the endpoint answered 2xx; dead: every
+    attempt failed.
+    """
+    attempts: Annotated[StrictInt, Field(ge=0)]
+    """
+    Sends so far (since the last redrive).
+    """
+    nextAttemptAt: AwareDatetime | None = None
+    """
+    When a pending event is sent next; absent otherwise.
+    """
+    lastError: StrictStr | None = None
+    """
+    Why the last failed send failed.
+    """
+    deliveredAt: AwareDatetime | None = None
+    createdAt: AwareDatetime
+
+
 class Error(BaseModel):
     model_config = ConfigDict(
         extra='forbid',
@@ -409,3 +449,27 @@ class SetWebhookRequest(BaseModel):
     """
     The key events will be signed with (HMAC); printable ASCII, at least 16 characters.
     """
+
+
+class ListWebhookEventsParametersQuery(BaseModel):
+    status: Literal['pending', 'delivered', 'dead'] | None = None
+    """
+    pending: waiting for its next send; delivered: the endpoint answered 2xx; dead: every
+    attempt failed.
+    """
+    first: Annotated[StrictInt | None, Field(ge=1, le=100)] = 20
+    cursor: Annotated[
+        StrictStr | None,
+        Field(max_length=200, min_length=1, pattern='^[A-Za-z0-9_-]+$'),
+    ] = None
+    """
+    An opaque page cursor (`pageInfo.endCursor`).
+    """
+
+
+class ListWebhookEventsResponse(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    result: Annotated[list[WebhookEvent], Field(max_length=100)]
+    pageInfo: PageInfo

@@ -31,17 +31,21 @@ from opase.resource import wire_time
 from opase.resource.authorization import Authorized, authorize
 from opase.resource.pagination import Page, page_request, paginate
 from opase.routing import RequestContext
+from opase.settings import Settings
 from opase.storage.tables import AMOUNT_MINOR_MAX, Asset, IncomingPayment, WalletAddress
 from opase.wallets.service import (
     WalletAddressRecord,
     find_wallet_address_by_url,
 )
+from opase.webhooks.outbox import enqueue
 
 RESOURCE_TYPE: Final = "incoming-payment"
 PATH: Final = "/incoming-payments"
 SHARED_SECRET_BYTES: Final = 32
 METADATA_BYTES_MAX: Final = 8 * 1024
 """`metadata` is the client's reconciliation data (an invoice reference), not a document."""
+EXPIRY_SWEEP_COUNT_MAX: Final = 100
+"""Expired payments one sweep reports; the rest wait for the next."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +59,8 @@ def _amount(value_minor: int, wallet: _Wallet) -> dict[str, Any]:
     return wire_amount(value_minor, wallet.asset_code, wallet.asset_scale)
 
 
-def _payment_url(ctx: RequestContext, payment_id: uuid.UUID) -> str:
-    return f"{ctx.settings.resource_server_url}{PATH}/{payment_id}"
+def _payment_url(settings: Settings, payment_id: uuid.UUID) -> str:
+    return f"{settings.resource_server_url}{PATH}/{payment_id}"
 
 
 def _completed(payment: IncomingPayment) -> bool:
@@ -66,10 +70,11 @@ def _completed(payment: IncomingPayment) -> bool:
     )
 
 
-def _view(ctx: RequestContext, payment: IncomingPayment, wallet: _Wallet) -> dict[str, Any]:
-    """The spec's `incoming-payment`: what the client that may read it sees."""
+def _view(settings: Settings, payment: IncomingPayment, wallet: _Wallet) -> dict[str, Any]:
+    """The spec's `incoming-payment`: what the client that may read it sees, and the `data`
+    of its webhook events (never the payment method, which holds the shared secret)."""
     view: dict[str, Any] = {
-        "id": _payment_url(ctx, payment.id),
+        "id": _payment_url(settings, payment.id),
         "walletAddress": wallet.url,
         "completed": _completed(payment),
         "receivedAmount": _amount(payment.received_amount_minor, wallet),
@@ -92,7 +97,7 @@ def _view_with_methods(
         "ilpAddress": f"{ctx.settings.ilp_address}.{payment.id.hex}",
         "sharedSecret": payment.shared_secret,
     }
-    return _view(ctx, payment, wallet) | {"methods": [method]}
+    return _view(ctx.settings, payment, wallet) | {"methods": [method]}
 
 
 async def _local_wallet(
@@ -175,7 +180,11 @@ async def create_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
             updated_at=now,
         )
         session.add(payment)
-    wallet = _Wallet(ctx.settings.public_url + record.path, record.asset_code, record.asset_scale)
+        wallet = _Wallet(
+            ctx.settings.public_url + record.path, record.asset_code, record.asset_scale
+        )
+        view = _view(ctx.settings, payment, wallet)
+        await enqueue(session, "incoming_payment.created", view, now=now)
     return _view_with_methods(ctx, payment, wallet)
 
 
@@ -234,7 +243,7 @@ async def list_incoming_payments(ctx: RequestContext) -> dict[str, Any]:
     wallet = _Wallet(wallet_address_url, record.asset_code, record.asset_scale)
     return {
         "pagination": page.page_info,
-        "result": [_view(ctx, payment, wallet) for payment in page.items],
+        "result": [_view(ctx.settings, payment, wallet) for payment in page.items],
     }
 
 
@@ -264,4 +273,68 @@ async def complete_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
             state = "expired" if payment.expires_at <= now else "completed"
             raise Conflict(f"the incoming payment is already {state}")
         await session.refresh(payment)
-    return _view(ctx, payment, wallet)
+        view = _view(ctx.settings, payment, wallet)
+        await enqueue(session, "incoming_payment.completed", view, now=now)
+    return view
+
+
+async def report_expired_incoming_payments(
+    session: AsyncSession, settings: Settings, now: datetime
+) -> int:
+    """Put `incoming_payment.expired` in the outbox for payments whose expiry has passed
+    before they completed, each once (at most `EXPIRY_SWEEP_COUNT_MAX` a call); how many.
+    The caller commits: the mark and the event go together."""
+    not_completed = (
+        col(IncomingPayment.completed_at).is_(None),
+        sa.or_(
+            col(IncomingPayment.incoming_amount_minor).is_(None),
+            col(IncomingPayment.received_amount_minor) < col(IncomingPayment.incoming_amount_minor),
+        ),
+    )
+    unreported = (
+        col(IncomingPayment.expiry_reported_at).is_(None),
+        col(IncomingPayment.expires_at) <= now,
+    )
+    rows = (
+        await session.execute(
+            sa.select(IncomingPayment, col(WalletAddress.path), col(Asset.code), col(Asset.scale))
+            .join(WalletAddress, col(WalletAddress.id) == col(IncomingPayment.wallet_address_id))
+            .join(Asset, col(Asset.id) == col(WalletAddress.asset_id))
+            .where(*unreported, *not_completed)
+            .order_by(col(IncomingPayment.expires_at), col(IncomingPayment.id))
+            .limit(EXPIRY_SWEEP_COUNT_MAX)
+            .with_for_update(of=IncomingPayment, skip_locked=True)
+        )
+    ).all()
+    reported = 0
+    for payment, path, asset_code, asset_scale in rows:
+        # Conditional, so two sweeps racing on SQLite (no row locks) report it once.
+        marked = await session.execute(
+            sa.update(IncomingPayment)
+            .where(col(IncomingPayment.id) == payment.id, *unreported)
+            .values(expiry_reported_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if marked.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        wallet = _Wallet(settings.public_url + path, asset_code, asset_scale)
+        view = _view(settings, payment, wallet)
+        await enqueue(session, "incoming_payment.expired", view, now=now)
+        reported += 1
+    return reported
+
+
+async def incoming_payment_view(
+    session: AsyncSession, settings: Settings, payment_id: uuid.UUID
+) -> dict[str, Any]:
+    """The payment as its webhook events show it, read in the caller's transaction."""
+    payment, path, asset_code, asset_scale = (
+        await session.execute(
+            sa.select(IncomingPayment, col(WalletAddress.path), col(Asset.code), col(Asset.scale))
+            .join(WalletAddress, col(WalletAddress.id) == col(IncomingPayment.wallet_address_id))
+            .join(Asset, col(Asset.id) == col(WalletAddress.asset_id))
+            .where(col(IncomingPayment.id) == payment_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+    return _view(settings, payment, _Wallet(settings.public_url + path, asset_code, asset_scale))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from opase.wallet_addresses import PublicDocument
 from opase.settings import Settings
 from opase.storage import create_engine, session_factory
+from opase.webhooks.not_found import NotFoundReporter
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Services:
     process, or, with `introspection_url` set, the introspection listener of another."""
     payments: PaymentRunner
     """Settles outgoing payments: new ones at once, and those a worker finds due."""
+    wallet_address_not_found: NotFoundReporter = field(default_factory=NotFoundReporter)
+    """Which unknown wallet address paths this process reported to the webhook lately."""
 
     @classmethod
     def create(cls, settings: Settings) -> Services:

@@ -156,6 +156,23 @@ class Settings(BaseSettings):
     """How long a process that took up an outgoing payment may take to settle it before the
     worker of any process takes it up again (after a crash: the wait before it resumes)."""
 
+    # Webhooks: events for the ASE's endpoint (admin API `PUT /webhook`), from the outbox.
+    webhook_attempts_max: int = Field(default=10, ge=1, le=100)
+    """Sends of one event before it is dead-lettered (listed and re-driven through the
+    admin API); a failed send is retried after a backoff."""
+    webhook_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    """The most one send may take, connecting included; longer is a failure."""
+    webhook_backoff_s: float = Field(default=10.0, gt=0, le=3600)
+    """The wait after a failed send: this times the sends so far, at most six times this
+    (Rafiki's schedule: 10, 20, ... 60 s)."""
+    webhook_poll_s: float = Field(default=1.0, gt=0, le=60)
+    """How long the delivery worker sleeps when nothing is due."""
+    webhook_batch_count_max: int = Field(default=20, ge=1, le=100)
+    """Events one delivery pass claims and sends at once."""
+    liquidity_low_threshold_minor: int | None = Field(default=None, ge=1)
+    """A wallet address whose available balance falls below this many minor units (of its
+    own asset) is reported as `wallet_address.liquidity_low`; unset: never."""
+
     @field_validator("public_url")
     @classmethod
     def _public_url_is_base(cls, value: str) -> str:

@@ -107,6 +107,9 @@ async def get_wallet_address(ctx: RequestContext) -> Response:
     assert path is not None
     documents = ctx.services.wallet_address_documents
     loaded = await documents.get_or_load(path, partial(_wallet_address_document, ctx))
+    if loaded is None:
+        url = f"{ctx.settings.public_url}{path}"
+        await ctx.services.wallet_address_not_found.report(ctx.services.sessions, url)
     document = await _require(ctx, loaded)
     html_template = ctx.settings.wallet_address_html_url
     if html_template and _prefers_html(ctx):

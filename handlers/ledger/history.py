@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from opase.cursors import KeysetCursor
 from opase.ledger._sql import exact_int
 from opase.ledger.transfers import TransferResult, transfer_result
 from opase.storage.tables import LedgerAccount, LedgerTransfer, sa_table
@@ -136,30 +134,7 @@ async def audit(session: AsyncSession) -> list[AuditDifference]:
     return differences + _asset_differences(rows)
 
 
-@dataclass(frozen=True, slots=True)
-class TransferCursor:
-    """Where a page ended: the (created_at, id) of its last transfer, a total order."""
-
-    created_at: datetime
-    id: uuid.UUID
-
-    def to_token(self) -> str:
-        text = f"{self.created_at.isoformat()}|{self.id}"
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-    @classmethod
-    def from_token(cls, token: str) -> TransferCursor:
-        """Raises ValueError for anything `to_token` did not make."""
-        try:
-            text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            created_at_text, id_text = text.split("|")
-            created_at = datetime.fromisoformat(created_at_text)
-            transfer_id = uuid.UUID(id_text)
-        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-            raise ValueError(f"not a transfer cursor: {token!r}") from exc
-        if created_at.tzinfo is None:
-            raise ValueError(f"not a transfer cursor: {token!r}")
-        return cls(created_at, transfer_id)
+TransferCursor = KeysetCursor
 
 
 @dataclass(frozen=True, slots=True)

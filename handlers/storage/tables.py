@@ -632,6 +632,12 @@ class IncomingPayment(SQLModel, table=True):
             "created_at",
             "id",
         ),
+        # The expiry sweep looks for payments not yet reported whose expiry has passed.
+        sa.Index(
+            "ix_incoming_payments_expiry_reported_at_expires_at",
+            "expiry_reported_at",
+            "expires_at",
+        ),
     )
 
     id: uuid.UUID = _id_field()
@@ -670,6 +676,9 @@ class IncomingPayment(SQLModel, table=True):
         nullable=False,
         sa_column_kwargs={"onupdate": utc_now},
     )
+    expiry_reported_at: datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    """When its expiry went to the webhook outbox (`incoming_payment.expired`), so that the
+    sweep reports each expired payment once."""
 
 
 QUOTE_RATE_LENGTH_MAX: Final = 64

@@ -56,7 +56,7 @@ async def _known_cursor(session: AsyncSession, account_id: uuid.UUID, token: str
     """
     refusal = f"unknown cursor {token!r}: pass a pageInfo.endCursor of this listing"
     try:
-        cursor = TransferCursor.from_token(token)
+        cursor = TransferCursor.from_token(token, of="transfer")
     except ValueError as exc:
         raise ValueError(refusal) from exc
     row = await session.get(LedgerTransfer, cursor.id)

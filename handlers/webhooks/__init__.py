@@ -1,2 +1,3 @@
-"""Webhooks: where opase sends events about payments (no HTTP server code here); see
-`service`. Sending and signing events come later; this holds the endpoint."""
+"""Webhooks: events about payments and wallet addresses for the ASE's endpoint (no HTTP
+server code here). `service` holds the endpoint, `outbox` writes and lists events,
+`delivery` sends them, `not_found` and `liquidity` decide when those events are news."""

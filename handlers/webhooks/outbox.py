@@ -1,16 +1,21 @@
 """The webhook outbox: `enqueue` writes an event in the caller's transaction, beside the
 change it reports, so the event exists exactly when the change does. Sending is the
-delivery worker's job (`opase.webhooks.delivery`)."""
+delivery worker's job (`opase.webhooks.delivery`); the admin API lists events a page at a
+time and re-drives dead ones (`list_events`, `redrive`)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from opase.storage.tables import WebhookEvent, utc_now
+from opase.cursors import KeysetCursor
+from opase.storage.tables import WEBHOOK_EVENT_STATUSES, WebhookEvent, utc_now
 
 WEBHOOK_EVENT_TYPES: Final = (
     "incoming_payment.created",
@@ -20,7 +25,7 @@ WEBHOOK_EVENT_TYPES: Final = (
     "outgoing_payment.completed",
     "outgoing_payment.failed",
     "wallet_address.not_found",
-    "asset.liquidity_low",
+    "wallet_address.liquidity_low",
 )
 
 
@@ -35,3 +40,74 @@ async def enqueue(
     session.add(event)
     await session.flush()
     return event.id
+
+
+EVENT_PAGE_COUNT_MAX: Final = 100
+
+
+class EventNotDead(Exception):
+    """Only a dead event can be re-driven: a pending one is still being tried, a delivered
+    one arrived."""
+
+
+EventCursor = KeysetCursor
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """Up to `first` events, oldest first; `end_cursor` names the last one (None when the
+    page is empty), `has_next_page` whether more follow it."""
+
+    events: list[WebhookEvent]
+    end_cursor: str | None
+    has_next_page: bool
+
+
+async def list_events(
+    session: AsyncSession, *, status: str | None, first: int, cursor: str | None
+) -> EventPage:
+    """Events oldest first, optionally of one status, after `cursor`. Keyset pagination on
+    (created_at, id): the last page's cursor stays valid for polling newer events."""
+    assert status is None or status in WEBHOOK_EVENT_STATUSES, status
+    if not 0 < first <= EVENT_PAGE_COUNT_MAX:
+        raise ValueError(f"first must be in 1..{EVENT_PAGE_COUNT_MAX}, not {first}")
+    created_at, event_id = col(WebhookEvent.created_at), col(WebhookEvent.id)
+    query = sa.select(WebhookEvent).order_by(created_at, event_id).limit(first + 1)
+    if status is not None:
+        query = query.where(col(WebhookEvent.status) == status)
+    if cursor is not None:
+        after = EventCursor.from_token(cursor, of="webhook event")
+        query = query.where(
+            sa.or_(
+                created_at > after.created_at,
+                sa.and_(created_at == after.created_at, event_id > after.id),
+            )
+        )
+    rows = list((await session.execute(query)).scalars().all())
+    events = rows[:first]
+    end_cursor = cursor
+    if events:
+        end_cursor = EventCursor(events[-1].created_at, events[-1].id).to_token()
+    return EventPage(events, end_cursor, len(rows) > first)
+
+
+async def redrive(
+    session: AsyncSession, event_id: uuid.UUID, *, now: datetime | None = None
+) -> WebhookEvent:
+    """Put a dead event back in line, due at once with a fresh count of attempts.
+    LookupError for an unknown event, EventNotDead for one that is not dead."""
+    at = now or utc_now()
+    # Conditional, so a redrive racing another one (or the worker) moves the event once.
+    moved = await session.execute(
+        sa.update(WebhookEvent)
+        .where(col(WebhookEvent.id) == event_id, col(WebhookEvent.status) == "dead")
+        .values(status="pending", attempts=0, next_attempt_at=at, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    event = await session.get(WebhookEvent, event_id, populate_existing=True)
+    if event is None:
+        raise LookupError(f"no webhook event {event_id}")
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise EventNotDead(f"webhook event {event_id} is {event.status}, not dead")
+    assert event.status == "pending" and event.attempts == 0
+    return event

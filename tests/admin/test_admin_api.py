@@ -40,7 +40,7 @@ async def test_every_admin_operation_needs_a_valid_key(
 
 
 def test_the_admin_spec_is_fully_routed() -> None:
-    assert len(ADMIN_OPERATIONS) == 18
+    assert len(ADMIN_OPERATIONS) == 20
     assert all(op.security == ("adminApiKey",) for op in ADMIN_OPERATIONS)
 
 

@@ -216,4 +216,4 @@ async def test_list_transfers_bounds_the_page(
 )
 def test_bad_cursor_tokens_are_refused(token: str) -> None:
     with pytest.raises(ValueError, match="not a transfer cursor"):
-        TransferCursor.from_token(token)
+        TransferCursor.from_token(token, of="transfer")
