@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Final, Literal, get_args
 
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from opase.idp import build_idp_app, idp_base_path
 from opase.routing import Router, render_unhandled
 from opase.services import Services
 from opase.settings import Settings, load_settings
+from opase.webhooks.delivery import deliver_forever
 
 BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 """A worker loop the app runs for its lifetime: it returns soon after the event is set."""
@@ -105,7 +107,9 @@ def build_app(
     pages: list[BaseRoute] = []
     if "auth" in roles and settings.idp_consent_url is None:
         pages.append(Mount(idp_base_path(settings), app=build_idp_app(settings, services)))
-    background: list[BackgroundLoop] = []
+    # Every public process delivers webhook events (the outbox is shared); processes of the
+    # resource server also settle outgoing payments.
+    background: list[BackgroundLoop] = [partial(deliver_forever, services.sessions, settings)]
     if "resource" in roles:
         background.append(services.payments.run_forever)
     return _starlette(

@@ -19,8 +19,7 @@
     ├── NotAcceptable (406 not_acceptable)
     ├── Conflict (409 conflict)
     ├── PayloadTooLarge (413 payload_too_large)
-    ├── UnsupportedMediaType (415 unsupported_media_type)
-    └── NotImplementedYet (501 not_implemented): an operation a later release implements
+    └── UnsupportedMediaType (415 unsupported_media_type)
 
 Services raise these; `error_response` turns any of them into the body every spec declares,
 `{"error": {"code", "description", "details"?}}` (Open Payments `error-response` and the GNAP
@@ -144,11 +143,6 @@ class PayloadTooLarge(OpaseError):
 class UnsupportedMediaType(OpaseError):
     status_code = 415
     code = "unsupported_media_type"
-
-
-class NotImplementedYet(OpaseError):
-    status_code = 501
-    code = "not_implemented"
 
 
 def error_body(code: str, description: str, details: dict[str, Any] | None = None) -> bytes:

@@ -19,7 +19,6 @@ from opase.storage.migrate import upgrade
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL, Seeded
 from tests.signing import ClientIdentity, GnapAuth, IssuedGrant, issue_grant, register_client
-from tests.test_codegen import PENDING_OPERATIONS
 
 GRANT_REQUEST = {
     "access_token": {"access": [{"type": "incoming-payment", "actions": ["create", "read"]}]},
@@ -186,30 +185,6 @@ async def test_bad_query_parameters_are_400(
     assert problem in json.dumps(error_of(response))
 
 
-PENDING_REQUESTS = {
-    "create-outgoing-payment": ("POST", "/op/outgoing-payments", {"walletAddress": f"{PUBLIC_URL}/alice", "quoteId": f"{PUBLIC_URL}/op/quotes/q"}),
-    "list-outgoing-payments": ("GET", f"/op/outgoing-payments?wallet-address={PUBLIC_URL}/alice", None),
-    "get-outgoing-payment": ("GET", "/op/outgoing-payments/abc", None),
-}  # fmt: skip
-
-
-def test_every_pending_operation_has_a_request_here() -> None:
-    assert set(PENDING_REQUESTS) == PENDING_OPERATIONS
-
-
-@pytest.mark.parametrize("operation_id", sorted(PENDING_REQUESTS))
-async def test_pending_operations_answer_501_with_the_error_body(
-    client: CheckedClient, identity: ClientIdentity, grant: IssuedGrant, operation_id: str
-) -> None:
-    method, path, body = PENDING_REQUESTS[operation_id]
-    auth = GnapAuth(identity, grant.access_token)
-    response = await client.request(method, f"{PUBLIC_URL}{path}", json=body, auth=auth)
-    assert response.status_code == 501  # authenticated: it reached the pending handler
-    error = error_of(response)
-    assert error["code"] == "not_implemented"
-    assert operation_id in str(error["description"])
-
-
 def test_every_error_class_renders_its_status_and_code() -> None:
     classes = [
         c for c in vars(errors_module).values() if isinstance(c, type) and issubclass(c, OpaseError)
@@ -263,4 +238,4 @@ async def test_dev_mode_turns_a_response_that_breaks_the_spec_into_a_500(
 
 def test_operations_table_is_not_empty() -> None:
     # Open Payments specs + admin + introspection + interaction + identity provider API
-    assert len(OPERATIONS) == 18 + 18 + 1 + 2 + 3
+    assert len(OPERATIONS) == 18 + 20 + 1 + 2 + 3

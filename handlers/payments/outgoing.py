@@ -39,10 +39,12 @@ from sqlmodel import col
 
 from opase.amounts import wire_amount
 from opase.authorization.spending import Reservation, release
+from opase.incoming_payments import incoming_payment_view
 from opase.ledger import (
     BalanceOverflow,
     PendingExpired,
     TransferNotPending,
+    balance_of,
     fees_account,
     lock_accounts,
     post_pending,
@@ -63,6 +65,7 @@ from opase.storage.tables import (
     sa_table,
     utc_now,
 )
+from opase.webhooks.liquidity import note_available_balance
 from opase.webhooks.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -171,6 +174,16 @@ async def start(
         amount_minor=quote.debit_amount_minor,
         idempotency_key=_ledger_key(payment_id, "reserve"),
         timeout_s=RESERVATION_TIMEOUT_S,
+    )
+    available_after_minor = balance_of(sender).available_minor
+    await note_available_balance(
+        session,
+        wallet_address_url=settings.public_url + wallet_address_path,
+        asset_code=quote.debit_asset_code,
+        asset_scale=quote.debit_asset_scale,
+        threshold_minor=settings.liquidity_low_threshold_minor,
+        before_minor=available_after_minor + quote.debit_amount_minor,
+        after_minor=available_after_minor,
     )
     payment = OutgoingPayment(
         id=payment_id,
@@ -304,7 +317,7 @@ async def _settle(session: AsyncSession, settings: Settings, payment_id: uuid.UU
         await enqueue(
             session,
             "incoming_payment.completed",
-            {"id": quote.receiver, "completed": True},
+            await incoming_payment_view(session, settings, quote.incoming_payment_id),
             now=now,
         )
     return "completed"

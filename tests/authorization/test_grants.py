@@ -27,7 +27,8 @@ from tests.signing import ClientIdentity, GnapAuth, register_client
 AUTH = f"{PUBLIC_URL}/auth"
 ALICE = f"{PUBLIC_URL}/alice"
 RS_PROBE = f"{PUBLIC_URL}/op/outgoing-payments/abc"
-"""A resource-server URL: 501 once authenticated (its handler arrives later), 401 if not."""
+"""A resource-server URL: 404 once authenticated (no such payment), 401 if not."""
+AUTHENTICATED = 404
 FINISH = {"method": "redirect", "uri": "https://client.example/finish", "nonce": "client-nonce-1"}
 
 
@@ -138,7 +139,7 @@ async def test_a_non_interactive_grant_gets_a_token_the_resource_server_honours(
     assert token["manage"].startswith(f"{AUTH}/token/")
     assert token["value"] not in token["manage"]
     assert grant["continue"]["uri"].startswith(f"{AUTH}/continue/")
-    assert await gnap.use(token["value"]) == 501
+    assert await gnap.use(token["value"]) == AUTHENTICATED
     async with app.state.services.sessions() as session:
         stored = (await session.execute(sa.select(AccessToken))).scalars().all()
     # Only the hash is stored.
@@ -218,7 +219,7 @@ async def test_directed_identity_is_for_non_interactive_grants_only(
     assert response.status_code == 200, response.text
     token = response.json()["access_token"]["value"]
     probe = await client.get(RS_PROBE, auth=GnapAuth(anonymous, token))
-    assert probe.status_code == 501
+    assert probe.status_code == AUTHENTICATED
     body = {
         "access_token": {"access": [outgoing()]},
         "client": {"jwk": anonymous.jwk},
@@ -306,7 +307,7 @@ async def test_polling_too_early_is_too_fast_then_the_token_comes_after_approval
     assert issued.status_code == 200, issued.text
     token = issued.json()["access_token"]
     assert token["access"][0]["type"] == "outgoing-payment"
-    assert await gnap.use(token["value"]) == 501
+    assert await gnap.use(token["value"]) == AUTHENTICATED
     await set_grant(app, grant_id_of(grant), continued_at=long_ago)
     assert error_code(await gnap.continue_(grant), 401) == "request_denied"  # issued once
 
@@ -390,7 +391,7 @@ async def test_cancelling_a_grant_revokes_it_and_all_its_tokens(gnap: Gnap) -> N
     grant = await gnap.grant(incoming())
     token = grant["access_token"]
     rotated = (await gnap.rotate(token)).json()["access_token"]
-    assert await gnap.use(rotated["value"]) == 501
+    assert await gnap.use(rotated["value"]) == AUTHENTICATED
     assert (await gnap.cancel(grant)).status_code == 204
     assert await gnap.use(rotated["value"]) == 401
     assert error_code(await gnap.cancel(grant), 401) == "invalid_continuation"
@@ -402,7 +403,7 @@ async def test_cancelling_another_grant_is_not_found(gnap: Gnap) -> None:
     auth = GnapAuth(gnap.identity, first["continue"]["access_token"]["value"])
     response = await gnap.client.delete(second["continue"]["uri"], auth=auth)
     assert error_code(response, 404) == "invalid_request"
-    assert await gnap.use(second["access_token"]["value"]) == 501
+    assert await gnap.use(second["access_token"]["value"]) == AUTHENTICATED
 
 
 # --- POST and DELETE /token/{id} ------------------------------------------------------------
@@ -416,7 +417,7 @@ async def test_rotation_gives_a_new_token_and_stops_the_old_one(gnap: Gnap) -> N
     assert rotated["value"] != token["value"] and rotated["manage"] != token["manage"]
     assert rotated["access"] == token["access"]
     assert await gnap.use(token["value"]) == 401
-    assert await gnap.use(rotated["value"]) == 501
+    assert await gnap.use(rotated["value"]) == AUTHENTICATED
     assert error_code(await gnap.rotate(token), 401) == "invalid_client"
 
 
@@ -430,7 +431,7 @@ async def test_an_expired_token_can_be_rotated_but_not_used(gnap: Gnap, app: Sta
     assert await gnap.use(token["value"]) == 401
     response = await gnap.rotate(token)
     assert response.status_code == 200, response.text
-    assert await gnap.use(response.json()["access_token"]["value"]) == 501
+    assert await gnap.use(response.json()["access_token"]["value"]) == AUTHENTICATED
 
 
 async def test_rotating_at_another_tokens_manage_url_is_refused(gnap: Gnap) -> None:
@@ -438,7 +439,7 @@ async def test_rotating_at_another_tokens_manage_url_is_refused(gnap: Gnap) -> N
     second = (await gnap.grant(incoming()))["access_token"]
     response = await gnap.rotate(second, value=first["value"])
     assert error_code(response, 404) == "invalid_rotation"
-    assert await gnap.use(first["value"]) == 501
+    assert await gnap.use(first["value"]) == AUTHENTICATED
 
 
 async def test_revocation_stops_the_token(gnap: Gnap) -> None:

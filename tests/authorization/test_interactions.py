@@ -26,6 +26,7 @@ from opase.storage.tables import Grant, utc_now
 from tests.authorization.test_grants import (
     ALICE,
     AUTH,
+    AUTHENTICATED,
     FINISH,
     Gnap,
     error_code,
@@ -295,7 +296,7 @@ async def test_accept_then_finish_redirects_with_hash_and_the_client_gets_its_to
     assert issued.status_code == 200, issued.text
     token = issued.json()["access_token"]
     assert token["access"][0]["limits"] == LIMITS
-    assert await gnap.use(token["value"]) == 501
+    assert await gnap.use(token["value"]) == AUTHENTICATED
     # Every step happens once.
     after = await stored(app, interaction)
     refused_page(await browser.get(interaction.finish_url), 400)
@@ -468,7 +469,7 @@ async def test_without_a_finish_uri_the_owner_sees_a_page_and_the_client_polls(
     assert COOKIE not in browser.cookies
     issued = await gnap.continue_(interaction.grant)
     assert issued.status_code == 200, issued.text
-    assert await gnap.use(issued.json()["access_token"]["value"]) == 501
+    assert await gnap.use(issued.json()["access_token"]["value"]) == AUTHENTICATED
     refused_page(await browser.get(interaction.finish_url), 400)
 
     denied = await interactive(gnap, finish=False)

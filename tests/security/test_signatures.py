@@ -1,8 +1,8 @@
 """Signed requests end to end through the app: the RFC 9421 test vector, requests signed by
 the official Open Payments library, and one test per attack the verifier must refuse.
 
-A request that passes authentication reaches a handler the authorization and resource
-server issues build (501 until then); one that fails gets 401 with a short reason code.
+A request that passes authentication reaches its handler (404 for an unknown payment, 403
+where the grant refuses); one that fails gets 401 with a short reason code.
 """
 
 from __future__ import annotations
@@ -42,7 +42,11 @@ from tests.signing import (
 
 AUTH = f"{PUBLIC_URL}/auth"
 OUTGOING_PAYMENTS = f"{PUBLIC_URL}/op/outgoing-payments"
-AUTHENTICATED = 501
+AUTHENTICATED = 404
+"""A signed GET of an unknown outgoing payment once authenticated (401 when not)."""
+AUTHENTICATED_POST = 403
+"""A signed outgoing payment under an incoming-payment grant once authenticated: the grant
+refuses it."""
 """What a resource-server request that passed authentication gets from the handlers still
 to come (outgoing payments): the probes below use them."""
 GRANTED = 200
@@ -217,7 +221,7 @@ async def test_official_library_signed_request_with_body_and_token_verifies(
         "method": "POST", "url": OUTGOING_PAYMENTS, "body": outgoing_payment_request(),
         "headers": {"Authorization": f"GNAP {grant.access_token}"},
     }  # fmt: skip
-    assert (await send_node_signed(client, identity, request)).status_code == AUTHENTICATED
+    assert (await send_node_signed(client, identity, request)).status_code == AUTHENTICATED_POST
 
 
 async def test_official_library_signed_request_without_body_verifies(
@@ -253,7 +257,7 @@ async def test_requests_signed_by_our_signer_verify(
     requests = [
         (signed(client, identity, "POST", AUTH, body=grant_request(identity)), GRANTED),
         (signed(client, identity, "POST", OUTGOING_PAYMENTS, body=outgoing_payment_request(), token=grant.access_token),
-         AUTHENTICATED),
+         AUTHENTICATED_POST),
         (signed(client, identity, "GET", f"{OUTGOING_PAYMENTS}/abc", token=grant.access_token), AUTHENTICATED),
         # Authenticated, then refused by the grant's state (issued already): 401 request_denied.
         (signed(client, identity, "POST", f"{AUTH}/continue/{grant.grant_id}",
@@ -281,7 +285,7 @@ async def test_a_replayed_signature_is_refused(
         body=outgoing_payment_request(),
         token=grant.access_token,
     )
-    assert (await client.send(request)).status_code == AUTHENTICATED
+    assert (await client.send(request)).status_code == AUTHENTICATED_POST
     replay = client.build_request(
         "POST", OUTGOING_PAYMENTS, content=request.content, headers=request.headers
     )
@@ -486,7 +490,7 @@ async def test_both_digest_algorithms_are_checked_over_the_raw_bytes(
         "content-type",
     )
     covering(every, request, identity.private_key, identity.key_id, int(time.time()))
-    assert (await client.send(request)).status_code == AUTHENTICATED
+    assert (await client.send(request)).status_code == AUTHENTICATED_POST
 
 
 @pytest.mark.parametrize(
