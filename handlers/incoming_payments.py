@@ -20,30 +20,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from opase.amounts import wire_amount
-from opase.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from opase.resource import wire_time
-from opase.resource.authorization import Authorized, authorize
+from opase.errors import Conflict, InvalidRequest, NotFound
+from opase.resource import check_metadata, local_wallet_address, wire_time
+from opase.resource.authorization import authorize
 from opase.resource.pagination import Page, page_request, paginate
 from opase.routing import RequestContext
 from opase.settings import Settings
 from opase.storage.tables import AMOUNT_MINOR_MAX, Asset, IncomingPayment, WalletAddress
 from opase.wallets.service import (
     WalletAddressRecord,
-    find_wallet_address_by_url,
 )
 from opase.webhooks.outbox import enqueue
 
 RESOURCE_TYPE: Final = "incoming-payment"
 PATH: Final = "/incoming-payments"
 SHARED_SECRET_BYTES: Final = 32
-METADATA_BYTES_MAX: Final = 8 * 1024
-"""`metadata` is the client's reconciliation data (an invoice reference), not a document."""
 EXPIRY_SWEEP_COUNT_MAX: Final = 100
 """Expired payments one sweep reports; the rest wait for the next."""
 
@@ -100,22 +96,6 @@ def _view_with_methods(
     return _view(ctx.settings, payment, wallet) | {"methods": [method]}
 
 
-async def _local_wallet(
-    ctx: RequestContext, session: AsyncSession, url: str
-) -> WalletAddressRecord:
-    record = await find_wallet_address_by_url(session, ctx.settings.public_url, url)
-    if record is None:
-        raise InvalidRequest(f"{url} is not an active wallet address of this ASE")
-    return record
-
-
-def _check_own(authorized: Authorized, payment: IncomingPayment, action: str) -> None:
-    if not authorized.sees_all and not authorized.owns(
-        payment.client_wallet_address, payment.client_key_thumbprint
-    ):
-        raise Forbidden(f"the access token does not allow {action} of another client's payment")
-
-
 def _incoming_amount_minor(amount: dict[str, Any], wallet: WalletAddressRecord) -> int:
     if (amount["assetCode"], amount["assetScale"]) != (wallet.asset_code, wallet.asset_scale):
         raise InvalidRequest(
@@ -147,22 +127,13 @@ def _expires_at(ctx: RequestContext, text: str | None, now: datetime) -> datetim
     return expires_at.astimezone(UTC)
 
 
-def _metadata(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if len(orjson.dumps(value)) > METADATA_BYTES_MAX:
-        raise InvalidRequest(f"metadata may hold at most {METADATA_BYTES_MAX} bytes of JSON")
-    metadata: dict[str, Any] = value
-    return metadata
-
-
 async def create_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
     document = ctx.document
     wallet_address_url: str = document["walletAddress"]
     authorized = await authorize(ctx, RESOURCE_TYPE, "create", wallet_address_url)
     now = datetime.now(UTC)
     async with ctx.transaction() as session:
-        record = await _local_wallet(ctx, session, wallet_address_url)
+        record = await local_wallet_address(session, ctx.settings.public_url, wallet_address_url)
         amount = document.get("incomingAmount")
         payment = IncomingPayment(
             wallet_address_id=record.id,
@@ -172,7 +143,7 @@ async def create_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
             if amount is None
             else _incoming_amount_minor(amount, record),
             expires_at=_expires_at(ctx, document.get("expiresAt"), now),
-            metadata_=_metadata(document.get("metadata")),
+            metadata_=check_metadata(document.get("metadata")),
             shared_secret=base64.urlsafe_b64encode(secrets.token_bytes(SHARED_SECRET_BYTES))
             .rstrip(b"=")
             .decode(),
@@ -218,7 +189,11 @@ async def get_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
             "authServer": ctx.settings.auth_server_url,
         }
     authorized = await authorize(ctx, RESOURCE_TYPE, "read", wallet.url)
-    _check_own(authorized, payment, "read")
+    authorized.check_own(
+        payment.client_wallet_address,
+        payment.client_key_thumbprint,
+        "read of another client's payment",
+    )
     return _view_with_methods(ctx, payment, wallet)
 
 
@@ -227,16 +202,12 @@ async def list_incoming_payments(ctx: RequestContext) -> dict[str, Any]:
     request = page_request(ctx.query)
     authorized = await authorize(ctx, RESOURCE_TYPE, "list", wallet_address_url)
     async with ctx.services.sessions() as session:
-        record = await _local_wallet(ctx, session, wallet_address_url)
-        statement = sa.select(IncomingPayment).where(
-            col(IncomingPayment.wallet_address_id) == record.id
+        record = await local_wallet_address(session, ctx.settings.public_url, wallet_address_url)
+        statement = authorized.own_only(
+            sa.select(IncomingPayment).where(col(IncomingPayment.wallet_address_id) == record.id),
+            col(IncomingPayment.client_wallet_address),
+            col(IncomingPayment.client_key_thumbprint),
         )
-        if not authorized.sees_all:
-            statement = statement.where(
-                col(IncomingPayment.client_wallet_address) == authorized.client_wallet_address
-                if authorized.client_wallet_address is not None
-                else col(IncomingPayment.client_key_thumbprint) == authorized.client_key_thumbprint
-            )
         page: Page[IncomingPayment] = await paginate(
             session, statement, col(IncomingPayment.created_at), col(IncomingPayment.id), request
         )
@@ -252,7 +223,11 @@ async def complete_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
     async with ctx.transaction() as session:
         payment, wallet = await _find(ctx, session)
         authorized = await authorize(ctx, RESOURCE_TYPE, "complete", wallet.url)
-        _check_own(authorized, payment, "complete")
+        authorized.check_own(
+            payment.client_wallet_address,
+            payment.client_key_thumbprint,
+            "complete of another client's payment",
+        )
         # One conditional UPDATE: a payment racing to its cap or expiry cannot also be
         # completed here, and completing twice is a conflict (as Rafiki's WrongState).
         completed = await session.execute(

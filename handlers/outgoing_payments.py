@@ -205,13 +205,6 @@ async def create_outgoing_payment(ctx: RequestContext) -> dict[str, Any]:
     return document
 
 
-def _check_own(authorized: Authorized, payment: OutgoingPayment, action: str) -> None:
-    if not authorized.sees_all and not authorized.owns(
-        payment.client_wallet_address, payment.client_key_thumbprint
-    ):
-        raise Forbidden(f"the access token does not allow {action} of another client's payment")
-
-
 async def get_outgoing_payment(ctx: RequestContext) -> dict[str, Any]:
     if ctx.client is None:
         raise Unauthorized("this operation needs an access token: Authorization: GNAP <token>")
@@ -225,7 +218,11 @@ async def get_outgoing_payment(ctx: RequestContext) -> dict[str, Any]:
         raise NotFound("no such outgoing payment")
     wallet_address_url = ctx.settings.public_url + record.wallet_address_path
     authorized = await authorize(ctx, RESOURCE_TYPE, "read", wallet_address_url)
-    _check_own(authorized, record.payment, "read")
+    authorized.check_own(
+        record.payment.client_wallet_address,
+        record.payment.client_key_thumbprint,
+        "read of another client's payment",
+    )
     return view(ctx.settings, record)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from opase.amounts import wire_amount
-from opase.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
+from opase.errors import InvalidRequest, NotFound, Unauthorized
 from opase.incoming_payments import PATH as INCOMING_PAYMENTS_PATH
 from opase.pricing import ExchangeRatesUnavailable, fee_for, rates_for
 from opase.pricing.quoting import (
@@ -244,8 +244,7 @@ async def get_quote(ctx: RequestContext) -> dict[str, Any]:
     quote, path = row
     wallet_address_url = ctx.settings.public_url + path
     authorized = await authorize(ctx, RESOURCE_TYPE, "read", wallet_address_url)
-    if not authorized.sees_all and not authorized.owns(
-        quote.client_wallet_address, quote.client_key_thumbprint
-    ):
-        raise Forbidden("the access token does not allow read of another client's quote")
+    authorized.check_own(
+        quote.client_wallet_address, quote.client_key_thumbprint, "read of another client's quote"
+    )
     return _view(ctx, quote, wallet_address_url)

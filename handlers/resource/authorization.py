@@ -49,6 +49,14 @@ class Authorized:
             return statement.where(wallet_address == self.client_wallet_address)
         return statement.where(key_thumbprint == self.client_key_thumbprint)
 
+    def check_own(
+        self, client_wallet_address: str | None, client_key_thumbprint: str | None, what: str
+    ) -> None:
+        """403 unless this client created the resource (or sees all): `what` names the
+        refused act, "read of another client's quote"."""
+        if not self.sees_all and not self.owns(client_wallet_address, client_key_thumbprint):
+            raise Forbidden(f"the access token does not allow {what}")
+
     def owns(self, client_wallet_address: str | None, client_key_thumbprint: str | None) -> bool:
         """Whether a resource with this creator was created by this client."""
         if self.client_wallet_address is not None:
