@@ -32,5 +32,9 @@ async def post_continue(ctx: RequestContext) -> dict[str, Any]:
 
 
 async def delete_continue(ctx: RequestContext) -> None:
+    client = client_of(ctx)
     async with ctx.transaction() as session:
-        await grants.cancel_grant(session, client_of(ctx), ctx.path_params["id"])
+        await grants.cancel_grant(session, client, ctx.path_params["id"])
+    # After the commit: a request that read the tokens before it must not keep them.
+    assert client.grant_id is not None
+    ctx.services.access_tokens.forget_grant(client.grant_id)

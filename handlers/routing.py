@@ -155,7 +155,9 @@ class Router:
         self.handlers = {op.operation_id: _load_handler(op) for op in operations}
         self.fast_paths = _load_fast_paths(operations)
         self.validators: dict[str, RequestValidator] = load_validators(operations)
-        self.authenticator = Authenticator(settings, services.client_keys, services.replay_cache)
+        self.authenticator = Authenticator(
+            settings, services.client_keys, services.replay_cache, services.access_tokens
+        )
         servers = []
         for name, url in server_urls.items():
             parts = urlsplit(url)

@@ -7,9 +7,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from opase.authorization.introspection import HttpIntrospector, InProcessIntrospector, Introspector
+from opase.authorization.introspection import (
+    CachedIntrospector,
+    HttpIntrospector,
+    InProcessIntrospector,
+    Introspector,
+)
 from opase.cache import TtlCache
 from opase.payments.outgoing import PaymentRunner
+from opase.security.access_tokens import AccessTokens
 from opase.security.client_keys import ClientKeys
 from opase.security.replay import DatabaseReplayCache, InProcessReplayCache, ReplayCache
 
@@ -31,6 +37,8 @@ class Services:
     """JWKS documents, ready to send, by wallet address path."""
     client_keys: ClientKeys
     """The keys clients sign requests with, by client wallet address."""
+    access_tokens: AccessTokens
+    """Live access tokens with their grants, cached briefly; `forget_grant` after a change."""
     replay_cache: ReplayCache
     """Signatures already accepted: shared by every worker on PostgreSQL, in memory on
     SQLite (one process)."""
@@ -56,14 +64,23 @@ class Services:
         replay_cache: ReplayCache = (
             DatabaseReplayCache(sessions) if settings.is_postgres else InProcessReplayCache()
         )
+        access_tokens = AccessTokens(
+            sessions,
+            ttl_s=settings.access_token_cache_s,
+            count_max=settings.access_token_cache_count_max,
+        )
         introspector: Introspector
         if settings.introspection_url is None:
-            introspector = InProcessIntrospector(sessions)
+            introspector = InProcessIntrospector(access_tokens)
         else:
             api_key = settings.introspection_api_key
-            introspector = HttpIntrospector(
-                settings.introspection_url,
-                api_key=None if api_key is None else api_key.get_secret_value(),
+            introspector = CachedIntrospector(
+                HttpIntrospector(
+                    settings.introspection_url,
+                    api_key=None if api_key is None else api_key.get_secret_value(),
+                ),
+                ttl_s=settings.access_token_cache_s,
+                count_max=settings.access_token_cache_count_max,
             )
         return cls(
             settings=settings,
@@ -72,6 +89,7 @@ class Services:
             wallet_address_documents=cache(),
             wallet_address_keys=cache(),
             client_keys=ClientKeys(settings, sessions),
+            access_tokens=access_tokens,
             replay_cache=replay_cache,
             introspector=introspector,
             payments=PaymentRunner(sessions, settings),

@@ -5,8 +5,9 @@ specs/introspection.yaml (the shape of the reference implementation's token intr
 `{"active": False}`, or `{"active": True, "grant", "access", "client"}`. The resource server
 asks through an `Introspector`: `InProcessIntrospector` when the authorization server runs in
 the same process (same database), `HttpIntrospector` when `opase serve --role` splits them
-and the answer comes from the introspection listener of `--role auth`. The protocol is also
-the seam for a cache: a later caching Introspector wraps another one.
+and the answer comes from the introspection listener of `--role auth`; there
+`CachedIntrospector` keeps active answers for `access_token_cache_s` (the bound on how long
+a token revoked in the other process still works here; inactive answers are never kept).
 
 The HTTP introspector fails closed: any doubt about the answer (unreachable, slow, too large,
 not 200, not an introspection document) raises `IntrospectionUnavailable`, a 503; never an
@@ -16,20 +17,18 @@ answer that would let a request through.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 import httpx
 import orjson
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import col
 
+from opase.cache import TtlCache
 from opase.errors import OpaseError
 from opase.limits import read_ok_answer
-from opase.security.bindings import token_sha256
-from opase.storage.tables import AccessToken, Grant
+from opase.security.access_tokens import AccessTokens, LiveToken, load_live_token, token_sha256
 
 log = logging.getLogger("opase.introspection")
 
@@ -74,28 +73,18 @@ async def introspect(
     token: str,
     access: Sequence[AccessItem] | None,
 ) -> dict[str, Any]:
-    """The introspection document for `token`; with `access`, active only when the grant
-    covers every requested item (each by one granted item), and `access` in the answer is
-    then the granted items that do. Without `access`, every granted item."""
-    now = datetime.now(UTC)
-    async with sessions() as session:
-        grant = (
-            await session.execute(
-                sa.select(Grant)
-                .join(AccessToken, col(AccessToken.grant_id) == col(Grant.id))
-                .where(
-                    col(AccessToken.value_sha256) == token_sha256(token),
-                    col(AccessToken.revoked_at).is_(None),
-                    sa.or_(
-                        col(AccessToken.expires_at).is_(None), col(AccessToken.expires_at) > now
-                    ),
-                    col(Grant.state) == LIVE_GRANT_STATE,
-                )
-            )
-        ).scalar_one_or_none()
-    if grant is None:
+    """The introspection document for `token`, from the database as it is now; with
+    `access`, active only when the grant covers every requested item (each by one granted
+    item), and `access` in the answer is then the granted items that do. Without `access`,
+    every granted item."""
+    return answer(await load_live_token(sessions, token), access)
+
+
+def answer(live: LiveToken | None, access: Sequence[AccessItem] | None) -> dict[str, Any]:
+    """The introspection document for a token found as `live` (None: not found)."""
+    if live is None or live.grant_state != LIVE_GRANT_STATE or live.expired(time.time()):
         return dict(INACTIVE)
-    granted = grant.access
+    granted = live.access
     if access is None:
         chosen = list(granted)
     else:
@@ -108,17 +97,17 @@ async def introspect(
         chosen = [granted[i] for i in sorted(indexes)]
     return {
         "active": True,
-        "grant": str(grant.id),
+        "grant": str(live.grant_id),
         "access": [dict(item) for item in chosen],
-        "client": _client(grant),
+        "client": _client(live),
     }
 
 
-def _client(grant: Grant) -> dict[str, Any]:
-    if grant.client_wallet_address is not None:
-        return {"walletAddress": grant.client_wallet_address}
-    assert grant.client_jwk is not None  # the table holds exactly one identity
-    return {"jwk": dict(grant.client_jwk)}
+def _client(live: LiveToken) -> dict[str, Any]:
+    if live.client_wallet_address is not None:
+        return {"walletAddress": live.client_wallet_address}
+    assert live.client_jwk is not None  # the table holds exactly one identity
+    return {"jwk": dict(live.client_jwk)}
 
 
 class Introspector(Protocol):
@@ -132,15 +121,16 @@ class Introspector(Protocol):
 
 
 class InProcessIntrospector:
-    """The authorization server's own answer, from the shared database."""
+    """The authorization server's own answer, from the shared database through this
+    process's token cache (`opase.security.access_tokens`)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, tokens: AccessTokens) -> None:
+        self.tokens = tokens
 
     async def introspect(
         self, token: str, access: Sequence[AccessItem] | None = None
     ) -> dict[str, Any]:
-        return await introspect(self.sessions, token, access)
+        return answer(await self.tokens.find(token), access)
 
     async def aclose(self) -> None:
         return None
@@ -203,6 +193,31 @@ class HttpIntrospector:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class CachedIntrospector:
+    """Another introspector's active answers, kept for `ttl_s` by token and question."""
+
+    def __init__(self, inner: Introspector, *, ttl_s: float, count_max: int) -> None:
+        self.inner = inner
+        self._answers: TtlCache[tuple[str, bytes], dict[str, Any] | None] = TtlCache(
+            ttl_s=ttl_s, count_max=count_max, keeps_none=False
+        )
+
+    async def introspect(
+        self, token: str, access: Sequence[AccessItem] | None = None
+    ) -> dict[str, Any]:
+        async def ask(key: tuple[str, bytes]) -> dict[str, Any] | None:
+            document = await self.inner.introspect(token, access)
+            return document if document.get("active") else None
+
+        question = b"" if access is None else orjson.dumps(list(access))
+        # The token's hash, not the token: the cache holds no credential.
+        found = await self._answers.get_or_load((token_sha256(token), question), ask)
+        return dict(INACTIVE) if found is None else found
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def _check_document(document: Any) -> None:

@@ -28,6 +28,7 @@ from starlette.datastructures import Headers
 
 from opase.errors import InvalidClient, InvalidContinuation, Unauthorized
 from opase.generated.routes import Operation
+from opase.security.access_tokens import AccessTokens
 from opase.security.bindings import (
     ClientBinding,
     binding_of_access_token,
@@ -79,12 +80,14 @@ class Authenticator:
         settings: Settings,
         client_keys: ClientKeys | None,
         replay_cache: ReplayCache | None,
+        access_tokens: AccessTokens | None = None,
     ) -> None:
-        """`client_keys` and `replay_cache` may be None for a router that serves no GNAP
-        operation (the admin listener)."""
+        """`client_keys`, `replay_cache` and `access_tokens` may be None for a router that
+        serves no GNAP operation (the admin listener)."""
         self.settings = settings
         self.sessions: Any = client_keys.sessions if client_keys is not None else None
         self.client_keys = client_keys
+        self.access_tokens: AccessTokens | None = access_tokens
         self.replay_cache = replay_cache
         self.admin_keys = tuple(key.get_secret_value().encode() for key in settings.admin_api_keys)
         introspection_key = settings.introspection_api_key
@@ -153,7 +156,10 @@ class Authenticator:
         manages_token = operation_id in TOKEN_MANAGEMENT_OPERATIONS
         found = None
         if token is not None:
-            found = await binding_of_access_token(self.sessions, token, allow_expired=manages_token)
+            assert self.access_tokens is not None
+            found = await binding_of_access_token(
+                self.access_tokens, token, allow_expired=manages_token
+            )
         if found is None:
             if manages_token:
                 raise InvalidClient("this needs Authorization: GNAP <access token> it manages")

@@ -8,18 +8,25 @@ key that signed the grant request, which must sign this request too.
 
 from __future__ import annotations
 
-import hashlib
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from opase.storage.tables import AccessToken, Grant
+from opase.security.access_tokens import AccessTokens, token_sha256
+from opase.storage.tables import Grant
+
+__all__ = [
+    "ClientBinding",
+    "binding_of_access_token",
+    "binding_of_continuation",
+    "token_sha256",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +45,6 @@ class ClientBinding:
     def __post_init__(self) -> None:
         assert (self.wallet_address is None) != (self.jwk is None), "one client identity"
         assert (self.key_id is None) == (self.key_thumbprint is None)
-
-
-def token_sha256(token: str) -> str:
-    """Tokens are stored hashed: a database leak yields no usable token."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _binding(grant: Grant, access_token_id: uuid.UUID | None = None) -> ClientBinding:
@@ -72,25 +74,21 @@ async def binding_of_continuation(
 
 
 async def binding_of_access_token(
-    sessions: async_sessionmaker[AsyncSession], access_token: str, *, allow_expired: bool = False
+    tokens: AccessTokens, access_token: str, *, allow_expired: bool = False
 ) -> ClientBinding | None:
     """The binding of a live token (not revoked, not expired, its grant not revoked). An
     expired token still manages itself (`allow_expired`): rotation is how a client replaces
     it (RFC 9635 6.1)."""
-    now = datetime.min.replace(tzinfo=UTC) if allow_expired else datetime.now(UTC)
-    async with sessions() as session:
-        row = (
-            await session.execute(
-                sa.select(Grant, col(AccessToken.id))
-                .join(AccessToken, col(AccessToken.grant_id) == col(Grant.id))
-                .where(
-                    col(AccessToken.value_sha256) == token_sha256(access_token),
-                    col(AccessToken.revoked_at).is_(None),
-                    sa.or_(
-                        col(AccessToken.expires_at).is_(None), col(AccessToken.expires_at) > now
-                    ),
-                    col(Grant.state) != "revoked",
-                )
-            )
-        ).one_or_none()
-    return None if row is None else _binding(row[0], row[1])
+    live = await tokens.find(access_token)
+    if live is None or live.grant_state == "revoked":
+        return None
+    if not allow_expired and live.expired(time.time()):
+        return None
+    return ClientBinding(
+        wallet_address=live.client_wallet_address,
+        jwk=live.client_jwk,
+        key_id=live.client_key_id,
+        key_thumbprint=live.client_key_thumbprint,
+        grant_id=live.grant_id,
+        access_token_id=live.token_id,
+    )

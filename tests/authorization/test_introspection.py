@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from opase.app import build_app, build_introspection_app, check_roles, parse_roles
 from opase.authorization.introspection import (
+    CachedIntrospector,
     HttpIntrospector,
     InProcessIntrospector,
     IntrospectionUnavailable,
@@ -115,7 +116,7 @@ async def test_a_live_token_is_active_with_its_grant_access_and_wallet_address(
 
 async def test_a_directed_identity_client_is_named_by_its_jwk(services: Services) -> None:
     _, token = await finalized_grant(services, by_jwk=True)
-    answer = await InProcessIntrospector(services.sessions).introspect(token)
+    answer = await InProcessIntrospector(services.access_tokens).introspect(token)
     assert answer["active"] is True
     assert answer["client"] == {"jwk": CLIENT.jwk}
 
@@ -365,7 +366,9 @@ async def test_services_ask_over_http_only_when_an_introspection_url_is_set(
     remote = Settings(**(settings.model_dump() | {"introspection_url": "http://10.0.0.2:4200"}))
     services = Services.create(remote)
     try:
-        assert isinstance(services.introspector, HttpIntrospector)
+        # Over HTTP, with the answers cached briefly in front of it.
+        assert isinstance(services.introspector, CachedIntrospector)
+        assert isinstance(services.introspector.inner, HttpIntrospector)
     finally:
         await services.close()
 
