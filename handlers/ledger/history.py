@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from opase.cursors import KeysetCursor
+from opase.cursors import KeysetCursor, past
 from opase.ledger._sql import exact_int
 from opase.ledger.transfers import TransferResult, transfer_result
 from opase.storage.tables import LedgerAccount, LedgerTransfer, sa_table
@@ -146,15 +146,12 @@ class TransferPage:
 
 
 def _after(cursor: TransferCursor, *, newest_first: bool) -> sa.ColumnElement[bool]:
-    created_at, transfer_id = col(LedgerTransfer.created_at), col(LedgerTransfer.id)
-    if newest_first:
-        return sa.or_(
-            created_at < cursor.created_at,
-            sa.and_(created_at == cursor.created_at, transfer_id < cursor.id),
-        )
-    return sa.or_(
-        created_at > cursor.created_at,
-        sa.and_(created_at == cursor.created_at, transfer_id > cursor.id),
+    return past(
+        col(LedgerTransfer.created_at),
+        col(LedgerTransfer.id),
+        cursor.created_at,
+        cursor.id,
+        going_back_in_time=newest_first,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from opase.cursors import past
 from opase.errors import InvalidRequest
 
 PAGE_SIZE_DEFAULT: Final = 20
@@ -84,10 +85,10 @@ async def paginate(
         if cursor_row is None:
             raise InvalidRequest(f"unknown cursor {request.cursor}")
         cursor_at, cursor_id = cursor_row
-        after = _before_in_time(created_at, id_, cursor_at, cursor_id)
-        before = _after_in_time(created_at, id_, cursor_at, cursor_id)
         # Listed newest first: "after the cursor" in the list is older in time.
-        conditions.append(before if request.backward else after)
+        conditions.append(
+            past(created_at, id_, cursor_at, cursor_id, going_back_in_time=not request.backward)
+        )
     # Read from the cursor outwards: newest first going forward, oldest first going back.
     order = (created_at.asc(), id_.asc()) if request.backward else (created_at.desc(), id_.desc())
     rows: Sequence[Any] = (
@@ -111,15 +112,3 @@ async def paginate(
         info["startCursor"] = str(items[0].id)
         info["endCursor"] = str(items[-1].id)
     return Page(items, info)
-
-
-def _before_in_time(
-    created_at: sa.ColumnElement[Any], id_: sa.ColumnElement[Any], at: Any, id_value: Any
-) -> sa.ColumnElement[bool]:
-    return sa.or_(created_at < at, sa.and_(created_at == at, id_ < id_value))
-
-
-def _after_in_time(
-    created_at: sa.ColumnElement[Any], id_: sa.ColumnElement[Any], at: Any, id_value: Any
-) -> sa.ColumnElement[bool]:
-    return sa.or_(created_at > at, sa.and_(created_at == at, id_ > id_value))

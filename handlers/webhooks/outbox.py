@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from opase.cursors import KeysetCursor
+from opase.cursors import KeysetCursor, past
 from opase.storage.tables import WEBHOOK_EVENT_STATUSES, WebhookEvent, utc_now
 
 WEBHOOK_EVENT_TYPES: Final = (
@@ -78,10 +78,7 @@ async def list_events(
     if cursor is not None:
         after = EventCursor.from_token(cursor, of="webhook event")
         query = query.where(
-            sa.or_(
-                created_at > after.created_at,
-                sa.and_(created_at == after.created_at, event_id > after.id),
-            )
+            past(created_at, event_id, after.created_at, after.id, going_back_in_time=False)
         )
     rows = list((await session.execute(query)).scalars().all())
     events = rows[:first]
