@@ -21,8 +21,9 @@ from opase.security.replay import DatabaseReplayCache, InProcessReplayCache, Rep
 
 if TYPE_CHECKING:
     from opase.wallet_addresses import PublicDocument
+    from opase.wallets.service import WalletAddressRecord
 from opase.settings import Settings
-from opase.storage import create_engine, session_factory
+from opase.storage import autocommit_session_factory, create_engine, session_factory
 from opase.webhooks.not_found import NotFoundReporter
 
 
@@ -31,12 +32,17 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    autocommit: async_sessionmaker[AsyncSession]
+    """Sessions whose every statement is its own transaction: for hot paths of single
+    statements (a read, the replay cache's claim), without BEGIN and ROLLBACK round trips."""
     wallet_address_documents: TtlCache[str, PublicDocument | None]
     """Wallet address documents, ready to send, by path; None remembers a 404 briefly."""
     wallet_address_keys: TtlCache[str, PublicDocument | None]
     """JWKS documents, ready to send, by wallet address path."""
     client_keys: ClientKeys
     """The keys clients sign requests with, by client wallet address."""
+    local_wallet_addresses: TtlCache[str, WalletAddressRecord | None]
+    """Active wallet addresses of this ASE by URL, as resource server requests name them."""
     access_tokens: AccessTokens
     """Live access tokens with their grants, cached briefly; `forget_grant` after a change."""
     replay_cache: ReplayCache
@@ -61,13 +67,14 @@ class Services:
             )
 
         sessions = session_factory(engine)
+        autocommit = autocommit_session_factory(engine)
         replay_cache: ReplayCache = (
-            DatabaseReplayCache(sessions) if settings.is_postgres else InProcessReplayCache()
+            DatabaseReplayCache(autocommit) if settings.is_postgres else InProcessReplayCache()
         )
         access_tokens = AccessTokens(
-            sessions,
-            ttl_s=settings.access_token_cache_s,
-            count_max=settings.access_token_cache_count_max,
+            autocommit,
+            ttl_s=settings.request_cache_s,
+            count_max=settings.request_cache_count_max,
         )
         introspector: Introspector
         if settings.introspection_url is None:
@@ -79,16 +86,22 @@ class Services:
                     settings.introspection_url,
                     api_key=None if api_key is None else api_key.get_secret_value(),
                 ),
-                ttl_s=settings.access_token_cache_s,
-                count_max=settings.access_token_cache_count_max,
+                ttl_s=settings.request_cache_s,
+                count_max=settings.request_cache_count_max,
             )
         return cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
+            autocommit=autocommit,
             wallet_address_documents=cache(),
             wallet_address_keys=cache(),
             client_keys=ClientKeys(settings, sessions),
+            local_wallet_addresses=TtlCache(
+                ttl_s=settings.request_cache_s,
+                count_max=settings.request_cache_count_max,
+                keeps_none=False,
+            ),
             access_tokens=access_tokens,
             replay_cache=replay_cache,
             introspector=introspector,
@@ -99,6 +112,7 @@ class Services:
         """Call after changing a wallet address or its keys in this process."""
         self.wallet_address_documents.invalidate(path)
         self.wallet_address_keys.invalidate(path)
+        self.local_wallet_addresses.invalidate(self.settings.public_url + path)
         self.client_keys.forget(self.settings.public_url + path)
 
     async def close(self) -> None:

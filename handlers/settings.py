@@ -96,11 +96,12 @@ class Settings(BaseSettings):
     # The GNAP authorization server.
     access_token_lifetime_s: int = Field(default=600, ge=1, le=366 * 24 * 3600)
     """`expires_in` of every access token: the resource server refuses it afterwards."""
-    access_token_cache_s: float = Field(default=2.0, ge=0, le=60)
-    """How long a process keeps what it read about an access token (its grant, client and
-    access): a token revoked or rotated in another process still works here for at most
-    this long; in the same process, not at all. 0 reads the database on every request."""
-    access_token_cache_count_max: int = Field(default=10_000, ge=0)
+    request_cache_s: float = Field(default=2.0, ge=0, le=60)
+    """How long a process keeps what it read for a signed request: an access token (its
+    grant, client and access) and a wallet address of this ASE a request names. A token
+    revoked or rotated, or a wallet address deactivated, in another process still works
+    here for at most this long; in the same process, not at all. 0: read every time."""
+    request_cache_count_max: int = Field(default=10_000, ge=0)
     grant_wait_s: int = Field(default=5, ge=0, le=3600)
     """`continue.wait` of an interactive grant without a finish URI: the client polls no
     sooner (earlier is too_fast). A client with a finish redirect waits for nothing."""

@@ -6,7 +6,7 @@ specs/introspection.yaml (the shape of the reference implementation's token intr
 asks through an `Introspector`: `InProcessIntrospector` when the authorization server runs in
 the same process (same database), `HttpIntrospector` when `opase serve --role` splits them
 and the answer comes from the introspection listener of `--role auth`; there
-`CachedIntrospector` keeps active answers for `access_token_cache_s` (the bound on how long
+`CachedIntrospector` keeps active answers for `request_cache_s` (the bound on how long
 a token revoked in the other process still works here; inactive answers are never kept).
 
 The HTTP introspector fails closed: any doubt about the answer (unreachable, slow, too large,

@@ -5,13 +5,16 @@ operations (`opase.incoming_payments`, ...)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from opase.errors import InvalidRequest
 from opase.wallets.service import WalletAddressRecord, find_wallet_address_by_url
+
+if TYPE_CHECKING:
+    from opase.services import Services
 
 METADATA_BYTES_MAX: Final = 8 * 1024
 """`metadata` is the client's reconciliation data (an invoice reference), not a document."""
@@ -33,10 +36,17 @@ def check_metadata(value: Any) -> dict[str, Any] | None:
 
 
 async def local_wallet_address(
-    session: AsyncSession, public_url: str, url: str
+    session: AsyncSession, services: Services, url: str
 ) -> WalletAddressRecord:
-    """The active wallet address of this ASE a request names; 400 for any other URL."""
-    record = await find_wallet_address_by_url(session, public_url, url)
+    """The active wallet address of this ASE a request names; 400 for any other URL.
+
+    Kept by `services.local_wallet_addresses` for `request_cache_s` (a deactivation in
+    this process drops it at once): a wallet address's id and asset never change."""
+
+    async def load(wallet_url: str) -> WalletAddressRecord | None:
+        return await find_wallet_address_by_url(session, services.settings.public_url, wallet_url)
+
+    record = await services.local_wallet_addresses.get_or_load(url, load)
     if record is None:
         raise InvalidRequest(f"{url} is not an active wallet address of this ASE")
     return record

@@ -6,9 +6,9 @@ signed it, `opase.security.bindings`; what it allows, `opase.authorization.intro
 are answered from one `LiveToken`. Only tokens not revoked are found; the grant's state and
 the token's expiry are checked where the answer is used, against the clock of that moment.
 
-The cache keeps a found token for `access_token_cache_s`: a revocation, rotation or grant
+The cache keeps a found token for `request_cache_s`: a revocation, rotation or grant
 cancellation made in this process drops it at once (`forget_grant`, called after the
-change commits); one made in another process is seen within `access_token_cache_s`. Unknown
+change commits); one made in another process is seen within `request_cache_s`. Unknown
 tokens are never kept, so guessing cannot fill the cache.
 """
 

@@ -71,13 +71,16 @@ class InProcessReplayCache:
 
 
 class DatabaseReplayCache:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, autocommit: async_sessionmaker[AsyncSession]) -> None:
+        """`autocommit`: sessions whose statements commit one by one. Each statement here
+        decides alone (the insert by the primary key, the take-over by its condition), so
+        none needs a transaction around it, and a claim costs one round trip."""
+        self.sessions = autocommit
         self._inserted_count = 0
 
     async def first_sighting(self, signature: bytes, *, forget_after_s: float) -> bool:
         now = datetime.now(UTC)
-        async with self.sessions.begin() as session:
+        async with self.sessions() as session:
             inserted = await self._insert(session, signature, forget_after_s)
             if not inserted:
                 # A row left from before its expiry passed counts as unseen: take it over.

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -26,20 +26,27 @@ POSTGRES_POOL_SIZE: Final = 10
 """Connections each process keeps open; with several workers, multiply."""
 POSTGRES_POOL_OVERFLOW_MAX: Final = 10
 POSTGRES_POOL_RECYCLE_S: Final = 30 * 60
+POSTGRES_IDLE_PING_S: Final = 5.0
+"""A connection idle longer than this is pinged before use (PostgreSQL may have restarted,
+a proxy may have dropped it); a busy one is not: a ping per request doubles a read's round
+trips. A connection that breaks anyway fails its request, and the pool then replaces every
+connection older than the failure."""
+SQLITE_POOL_SIZE: Final = 20
+"""Each aiosqlite connection is a thread: kept open, not started per request."""
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """The engine for `settings.database_url_resolved`. Dispose of it when done."""
     url = settings.database_url_resolved
     if settings.is_postgres:
-        return create_async_engine(
+        engine = create_async_engine(
             url,
             pool_size=POSTGRES_POOL_SIZE,
             max_overflow=POSTGRES_POOL_OVERFLOW_MAX,
-            # Connections die when PostgreSQL restarts or a proxy times them out.
-            pool_pre_ping=True,
             pool_recycle=POSTGRES_POOL_RECYCLE_S,
         )
+        _ping_when_idle(engine, POSTGRES_IDLE_PING_S)
+        return engine
     if make_url(url).get_backend_name() == "sqlite":
         return _create_sqlite_engine(settings, url)
     raise ValueError(f"unsupported database URL {make_url(url)!r}: use SQLite or PostgreSQL")
@@ -52,7 +59,12 @@ def _create_sqlite_engine(settings: Settings, url: str) -> AsyncEngine:
     if not in_memory:
         assert database is not None
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
+    # An in-memory database lives in its one connection: no pool to size.
+    engine = (
+        create_async_engine(url)
+        if in_memory
+        else create_async_engine(url, pool_size=SQLITE_POOL_SIZE)
+    )
 
     def configure(dbapi_connection: Any, _connection_record: Any) -> None:
         _configure_sqlite_connection(dbapi_connection, wal=not in_memory)
@@ -98,6 +110,36 @@ def _use_wal(cursor: Any) -> None:
     raise RuntimeError("SQLite refused WAL journal mode (is the database on a network drive?)")
 
 
+def _ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """Connections die when PostgreSQL restarts or a proxy times them out: check one that
+    sat idle before handing it out (SQLAlchemy's pre-ping would check every checkout)."""
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since_s"] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since_s = record.info.get("idle_since_s")
+        if idle_since_s is None or time.monotonic() - idle_since_s < idle_s:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            # The pool discards this connection and hands out another.
+            raise exc.DisconnectionError(f"idle connection is gone: {error}") from error
+
+    event.listen(engine.sync_engine, "checkin", checked_in)
+    event.listen(engine.sync_engine, "checkout", checked_out)
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions whose objects stay readable after commit (no lazy reload in async code)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def autocommit_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions in which every statement commits on its own, so no BEGIN and ROLLBACK round
+    trips around it: for one-statement reads and writes. Never for statements that must
+    stand or fall together, or reads that must agree with each other."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )

@@ -203,7 +203,7 @@ class _Bench:
                 await binding_of_access_token(self.services.access_tokens, self.access_token)
 
         us: dict[str, float] = {BARE: _per_call_us(bare, count)}
-        # Warm: the cache holds a token for access_token_cache_s, rounds take longer.
+        # Warm: the cache holds a token for request_cache_s, rounds take longer.
         await binding_of_access_token(self.services.access_tokens, self.access_token)
         queries_before = self.query_count
         us[CHECK] = await _per_call_us_async(check, count)

@@ -119,7 +119,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture
 def database_cache(services: Services) -> DatabaseReplayCache:
-    return DatabaseReplayCache(services.sessions)
+    return DatabaseReplayCache(services.autocommit)
 
 
 async def seen_count(services: Services) -> int:
@@ -146,7 +146,7 @@ async def test_database_repeat_is_refused_by_another_cache_on_same_database(
     """What workers sharing PostgreSQL rely on: the table decides, not the process."""
     forget_after_s = time.time() + WINDOW_S
     assert await database_cache.first_sighting(b"sig", forget_after_s=forget_after_s)
-    other_worker = DatabaseReplayCache(services.sessions)
+    other_worker = DatabaseReplayCache(services.autocommit)
     assert not await other_worker.first_sighting(b"sig", forget_after_s=forget_after_s)
 
 
@@ -180,7 +180,7 @@ POSTGRES_ONLY: Final = pytest.mark.parametrize(
 async def concurrent_first_sightings(services: Services, signature: bytes) -> list[bool]:
     """CONCURRENT_COUNT workers, each its own cache and sessions, present one signature."""
     forget_after_s = time.time() + WINDOW_S
-    caches = [DatabaseReplayCache(services.sessions) for _ in range(CONCURRENT_COUNT)]
+    caches = [DatabaseReplayCache(services.autocommit) for _ in range(CONCURRENT_COUNT)]
     return await asyncio.gather(
         *(cache.first_sighting(signature, forget_after_s=forget_after_s) for cache in caches)
     )

@@ -1,7 +1,7 @@
-"""The caches on the signed request path each have a bound, and none lets a revoked token or
-key through for longer than it promises: a change made in this process is seen at once, one
+"""The caches on the signed request path each have a bound, and none lets a revoked token, a
+deactivated wallet address or a revoked key through for longer than it promises: a change made in this process is seen at once, one
 made by another process (here: straight in the database, as another worker would) within
-`access_token_cache_s`.
+`request_cache_s`.
 
 The key caches have their own tests in test_client_keys.py (a key revoked by a client's ASE
 stops working when its TTL passes, a local key revoked stops at once) and test_signatures.py
@@ -22,9 +22,12 @@ from starlette.applications import Starlette
 
 from opase.authorization.introspection import INACTIVE, CachedIntrospector, Introspector
 from opase.cache import TtlCache
+from opase.errors import InvalidRequest
+from opase.resource import local_wallet_address
 from opase.security.access_tokens import AccessTokens
 from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant, utc_now
+from opase.wallets.service import create_asset, create_wallet_address, deactivate_wallet_address
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL
 from tests.security.test_signatures import AUTHENTICATED, OUTGOING_PAYMENTS, signed
@@ -40,7 +43,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         public_url=PUBLIC_URL,
         data_dir=tmp_path,
         database_url=database_url,
-        access_token_cache_s=CACHE_S,
+        request_cache_s=CACHE_S,
     )
 
 
@@ -195,3 +198,32 @@ async def test_the_resource_servers_introspection_cache_refuses_a_revoked_token_
         inner.active[name] = True
         await cached.introspect(name)
     assert len(cached._answers._entries) == 2
+
+
+async def test_a_deactivated_wallet_address_is_refused_at_once_here_and_in_time_elsewhere(
+    app: Starlette,
+) -> None:
+    services = app.state.services
+    async with services.sessions() as session:
+        asset = await create_asset(session, "USD", 2)
+        here = await create_wallet_address(session, "/here", asset.id, None)
+        elsewhere = await create_wallet_address(session, "/elsewhere", asset.id, None)
+        await session.commit()
+    urls = {wallet.id: f"{PUBLIC_URL}{wallet.path}" for wallet in (here, elsewhere)}
+    async with services.sessions() as session:
+        for wallet_id, url in urls.items():  # both cached now
+            assert (await local_wallet_address(session, services, url)).id == wallet_id
+        await deactivate_wallet_address(session, here.id)
+        await deactivate_wallet_address(session, elsewhere.id)
+        await session.commit()
+    services.forget_wallet_address(here.path)  # what the admin API does after its change
+    async with services.sessions() as session:
+        with pytest.raises(InvalidRequest):
+            await local_wallet_address(session, services, urls[here.id])
+        # Deactivated by another process: this one still has it, for request_cache_s at most.
+        still = await local_wallet_address(session, services, urls[elsewhere.id])
+        assert still.id == elsewhere.id
+    await asyncio.sleep(CACHE_S + 0.05)
+    async with services.sessions() as session:
+        with pytest.raises(InvalidRequest):
+            await local_wallet_address(session, services, urls[elsewhere.id])
