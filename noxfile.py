@@ -75,3 +75,10 @@ def bench(session: nox.Session) -> None:
     """Throughput and latency against a bare Starlette baseline (see README)."""
     install(session, "test")
     session.run("python", "-m", "tests.bench", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """Reliability: kill -9 and restarts under payment load, then the audit (see tests/chaos)."""
+    install(session, "test")
+    session.run("python", "-m", "tests.chaos", *session.posargs)
