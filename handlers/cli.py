@@ -51,6 +51,7 @@ def command_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from opase.app import ROLES_ENV, check_roles, parse_roles, serves_introspection
+    from opase.serving import serve
     from opase.storage.migrate import upgrade_sync
 
     settings = _settings()
@@ -67,16 +68,18 @@ def command_serve(args: argparse.Namespace) -> int:
     if serves_introspection(roles):
         listeners.append(_start_introspection_listener(settings))
     try:
-        uvicorn.run(
-            "opase.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="uvloop",
-            http="httptools",
-            access_log=args.access_log,
-            log_level="info",
+        serve(
+            uvicorn.Config(
+                "opase.app:create_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                loop="uvloop",
+                http="httptools",
+                access_log=args.access_log,
+                log_level="info",
+            )
         )
     finally:
         for listener in listeners:

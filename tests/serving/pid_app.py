@@ -1,0 +1,35 @@
+"""A Starlette app that answers with its process id: which worker served a connection."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from opase.serving import serve
+
+
+def create_app() -> Starlette:
+    async def pid(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(str(os.getpid()))
+
+    return Starlette(routes=[Route("/", pid)])
+
+
+if __name__ == "__main__":
+    port, workers = int(sys.argv[1]), int(sys.argv[2])
+    serve(
+        uvicorn.Config(
+            "tests.serving.pid_app:create_app",
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+    )
