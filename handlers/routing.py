@@ -41,6 +41,8 @@ from opase.idempotency import IDEMPOTENCY_HEADER, remember, request_sha256, stor
 from opase.limits import read_bounded
 from opase.security import Authenticator
 from opase.security.bindings import ClientBinding
+from opase.security.httpsig import SignatureRejected
+from opase.security.replay import ReplayClaim
 from opase.settings import Settings
 from opase.validation import RequestValidator, load_validators
 
@@ -75,14 +77,23 @@ class RequestContext:
     """For wallet address operations: the wallet address's path, e.g. `/alice`."""
     client: ClientBinding | None = None
     """The client the request is proven to come from (signed operations), else None."""
+    replay_claim: ReplayClaim | None = None
+    """The request's signature, to record as seen in the operation's transaction."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """The operation's unit of work: committed when it succeeds; any error, an
-        OpaseError included, rolls all of it back."""
+        OpaseError included, rolls all of it back. Its first statement records the
+        request's replay claim, if one is left to it: a replay is refused (401) before the
+        operation changes anything."""
         async with self.services.sessions() as session:
+            claim = self.replay_claim
+            if claim is not None and not await claim.take_in(session):
+                raise SignatureRejected("replayed_signature")
             yield session
             await session.commit()
+            if claim is not None:
+                self.replay_claim = None  # recorded with the operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,13 +265,21 @@ class Router:
         return None if answer is None else answer(self.services, self.settings, match, scope)
 
     async def handle(self, request: Request, match: Match, raw_path: str) -> Response:
+        context = None
         try:
             self.authenticator.check_bearer(match.operation, request.headers)
             context = await self._context(match, request, raw_path)
             context.client = await self.authenticator.authenticate(match, context)
             response = await self._answer(match.operation, context, raw_path)
+            await _record_replay_claim(context)
         except OpaseError as exc:
-            return error_response(exc, auth_server_url=self.settings.auth_server_url)
+            error: OpaseError = exc
+            claim = None if context is None else context.replay_claim
+            # Refused before its transaction recorded the signature: record it now, so that
+            # the same signed request cannot be tried again later; a replay is told so.
+            if claim is not None and not await claim.take_alone():
+                error = SignatureRejected("replayed_signature")
+            return error_response(error, auth_server_url=self.settings.auth_server_url)
         if self.response_checker is not None:
             self.response_checker.check_live(match, request, response)
         return response
@@ -323,6 +342,14 @@ class Router:
             status_code=operation.success_status,
             media_type="application/json",
         )
+
+
+async def _record_replay_claim(context: RequestContext) -> None:
+    """A claim the operation left unrecorded (it answered without a transaction, e.g. a
+    stored idempotent answer): recorded now; a replay gets 401 instead of the answer."""
+    claim, context.replay_claim = context.replay_claim, None
+    if claim is not None and not await claim.take_alone():
+        raise SignatureRejected("replayed_signature")
 
 
 def _raw_path(scope: Scope) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
@@ -70,6 +71,25 @@ class InProcessReplayCache:
         self._expiry_by_fingerprint = live
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayClaim:
+    """An accepted signature not yet recorded: the operation's transaction records it
+    (`RequestContext.transaction`), or, when the operation opened none (it failed first),
+    the router records it on its own afterwards."""
+
+    cache: DatabaseReplayCache
+    signature: bytes
+    forget_after_s: float
+
+    async def take_in(self, session: AsyncSession) -> bool:
+        return await self.cache.first_sighting_in(
+            session, self.signature, forget_after_s=self.forget_after_s
+        )
+
+    async def take_alone(self) -> bool:
+        return await self.cache.first_sighting(self.signature, forget_after_s=self.forget_after_s)
+
+
 class DatabaseReplayCache:
     def __init__(self, autocommit: async_sessionmaker[AsyncSession]) -> None:
         """`autocommit`: sessions whose statements commit one by one. Each statement here
@@ -79,15 +99,25 @@ class DatabaseReplayCache:
         self._inserted_count = 0
 
     async def first_sighting(self, signature: bytes, *, forget_after_s: float) -> bool:
-        now = datetime.now(UTC)
         async with self.sessions() as session:
-            inserted = await self._insert(session, signature, forget_after_s)
-            if not inserted:
-                # A row left from before its expiry passed counts as unseen: take it over.
-                inserted = await self._take_over_expired(session, signature, forget_after_s, now)
-            self._inserted_count += 1
-            if self._inserted_count % PURGE_EVERY_COUNT == 0:
-                await session.execute(sa.delete(_SEEN).where(_SEEN.c.expires_at < now))
+            return await self.first_sighting_in(session, signature, forget_after_s=forget_after_s)
+
+    async def first_sighting_in(
+        self, session: AsyncSession, signature: bytes, *, forget_after_s: float
+    ) -> bool:
+        """`first_sighting` inside the caller's transaction: the claim stands or falls with
+        the operation it lets through. A concurrent claim of the same signature waits on the
+        key until that transaction ends, then finds it taken (or free, after a rollback)."""
+        now = datetime.now(UTC)
+        inserted = await self._insert(session, signature, forget_after_s)
+        if not inserted:
+            # A row left from before its expiry passed counts as unseen: take it over.
+            inserted = await self._take_over_expired(session, signature, forget_after_s, now)
+        self._inserted_count += 1
+        if self._inserted_count % PURGE_EVERY_COUNT == 0:
+            # On its own: never inside an operation's transaction, whose locks it would hold.
+            async with self.sessions() as purging:
+                await purging.execute(sa.delete(_SEEN).where(_SEEN.c.expires_at < now))
         return inserted
 
     @staticmethod

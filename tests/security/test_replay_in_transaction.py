@@ -1,0 +1,78 @@
+"""The resource server's writes record their request's signature in their own transaction
+(`opase.security.CLAIM_IN_TRANSACTION`): a replay is refused whether it races the original
+or comes after a refusal, and whatever the state has become meanwhile it changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+
+from opase.storage.tables import IncomingPayment
+from opase.wallets.service import create_asset, create_wallet_address
+from tests.client import CheckedClient
+from tests.conftest import PUBLIC_URL, seed
+from tests.security.test_signatures import reason_of, signed
+from tests.signing import ClientIdentity, issue_grant, register_client
+
+INCOMING_PAYMENTS = f"{PUBLIC_URL}/op/incoming-payments"
+COPIES = 6
+
+
+async def stored_payments(app: Starlette) -> int:
+    async with app.state.services.sessions() as session:
+        count: int = (
+            await session.execute(sa.select(sa.func.count()).select_from(IncomingPayment))
+        ).scalar_one()
+    return count
+
+
+async def test_copies_of_one_signed_create_sent_at_once_create_one_payment(
+    app: Starlette, client: CheckedClient
+) -> None:
+    await seed(app)
+    identity = await register_client(app)
+    grant = await issue_grant(app, identity)
+    body = {"walletAddress": f"{PUBLIC_URL}/alice"}
+    original = signed(
+        client, identity, "POST", INCOMING_PAYMENTS, body=body, token=grant.access_token
+    )
+    copies = [
+        client.build_request(
+            "POST", INCOMING_PAYMENTS, content=original.content, headers=original.headers
+        )
+        for _ in range(COPIES)
+    ]
+    responses = await asyncio.gather(*(client.send(copy) for copy in copies))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201] + [401] * (COPIES - 1), statuses
+    for response in responses:
+        if response.status_code == 401:
+            assert reason_of(response) == "replayed_signature"
+    assert await stored_payments(app) == 1
+
+
+async def test_a_refused_request_replayed_after_the_state_changed_is_still_refused(
+    app: Starlette, client: CheckedClient
+) -> None:
+    identity: ClientIdentity = await register_client(app)
+    grant = await issue_grant(app, identity)
+    body = {"walletAddress": f"{PUBLIC_URL}/dave"}  # no such wallet address yet
+    original = signed(
+        client, identity, "POST", INCOMING_PAYMENTS, body=body, token=grant.access_token
+    )
+    refused = await client.send(original)
+    assert refused.status_code == 400, refused.text
+    async with app.state.services.sessions() as session:
+        asset = await create_asset(session, "USD", 2)
+        await create_wallet_address(session, "/dave", asset.id, "Dave")
+        await session.commit()
+    replay = client.build_request(
+        "POST", INCOMING_PAYMENTS, content=original.content, headers=original.headers
+    )
+    assert reason_of(await client.send(replay)) == "replayed_signature"
+    assert await stored_payments(app) == 0
+    # The client's own new request goes through.
+    fresh = signed(client, identity, "POST", INCOMING_PAYMENTS, body=body, token=grant.access_token)
+    assert (await client.send(fresh)).status_code == 201
