@@ -73,7 +73,7 @@ def conformance(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Throughput and latency against a bare Starlette baseline (see README)."""
-    install(session, "test")
+    install(session, "test", "bench")
     session.run("python", "-m", "tests.bench", *session.posargs)
 
 

@@ -48,10 +48,8 @@ def command_migrate(args: argparse.Namespace) -> int:
 
 
 def command_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from opase.app import ROLES_ENV, check_roles, parse_roles, serves_introspection
-    from opase.serving import serve
+    from opase.serving import config_for, serve
     from opase.storage.migrate import upgrade_sync
 
     settings = _settings()
@@ -69,14 +67,11 @@ def command_serve(args: argparse.Namespace) -> int:
         listeners.append(_start_introspection_listener(settings))
     try:
         serve(
-            uvicorn.Config(
+            config_for(
                 "opase.app:create_app",
-                factory=True,
                 host=settings.host,
                 port=settings.port,
                 workers=settings.workers,
-                loop="uvloop",
-                http="httptools",
                 access_log=args.access_log,
                 log_level="info",
             )

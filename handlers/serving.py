@@ -96,6 +96,24 @@ class SocketPerWorker(Multiprocess):
             self.processes[slot] = replacement
 
 
+def config_for(
+    app: str, *, host: str, port: int, workers: int, access_log: bool, log_level: str
+) -> Config:
+    """How opase runs an app (`module:factory`): uvloop and httptools, the factory called in
+    each worker."""
+    return Config(
+        app,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=access_log,
+        log_level=log_level,
+    )
+
+
 def serve(config: Config) -> None:
     """Run `config` (an app uvicorn imports by name) in `config.workers` processes, until
     SIGINT or SIGTERM; as `uvicorn.run`, exit STARTUP_FAILURE when one process never

@@ -1,12 +1,15 @@
 """The baseline: the least a Starlette app can do to answer with a small JSON document.
 
-Started with the same uvicorn flags as opase (`--factory tests.bench.bare_app:create_app`),
-it answers `GET /` with a document shaped like a wallet address, so the ratio of opase's
-requests/s to this app's is what opase's own code costs on top of uvicorn + Starlette.
+`python -m tests.bench.bare_app --host H --port P --workers N` serves it exactly as
+`opase serve` serves opase (`opase.serving`: uvicorn, uvloop, httptools, one socket per
+worker). It answers `GET /` with a document shaped like a wallet address, so the ratio of
+opase's requests/s to this app's is what opase's own code costs on top of uvicorn +
+Starlette.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 
 from starlette.applications import Starlette
@@ -30,3 +33,27 @@ def create_app() -> Starlette:
         return JSONResponse(document)
 
     return Starlette(routes=[Route("/", wallet_address)])
+
+
+def main() -> None:
+    from opase.serving import config_for, serve
+
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bare_app")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    serve(
+        config_for(
+            "tests.bench.bare_app:create_app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            access_log=False,
+            log_level="warning",
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

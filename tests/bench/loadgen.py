@@ -11,9 +11,9 @@ time (warm-up + duration, plus a grace period after which whatever is still in f
 cancelled and counted as a timeout) and in count (`--requests-max` measured requests). Only
 loopback targets are accepted.
 
-Each connection asks a *request builder* for the bytes of its next request. Today's
-workloads send the same bytes every time; a signer (`SIGNERS`, chosen by `--signer`) will
-build each request anew, e.g. with a fresh HTTP message signature.
+Each connection asks a *request builder* for the bytes of its next request: the same bytes
+every time, or, with `--signer gnap --credentials FILE`, a request signed anew each time
+(fresh HTTP message signature, `tests.bench.signer`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.bench.signer import RequestBuilder, gnap_builder, load_credentials
+
 GRACE_S = 5.0
 """After warm-up + duration, requests still in flight this long are cancelled (timeouts)."""
 HEAD_BYTES_MAX = 64 * 1024
@@ -47,12 +49,8 @@ class RequestSpec:
     body: bytes = b""
 
 
-RequestBuilder = Callable[[], bytes]
-"""Returns the complete bytes (head and body) of the next request on a connection."""
-
-SIGNERS: dict[str, Callable[[RequestSpec], RequestBuilder]] = {}
-"""Signer name -> factory of a builder that makes each request anew (none yet: signed
-workloads come with a later release)."""
+SIGNERS: dict[str, Callable[[RequestSpec, dict[str, str]], RequestBuilder]] = {"gnap": gnap_builder}
+"""Signer name -> factory of a builder that makes each request anew from the credentials."""
 
 
 def render(spec: RequestSpec) -> bytes:
@@ -69,9 +67,12 @@ def render(spec: RequestSpec) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + spec.body
 
 
-def builder_for(spec: RequestSpec, signer: str | None) -> RequestBuilder:
+def builder_for(
+    spec: RequestSpec, signer: str | None, credentials: dict[str, str] | None = None
+) -> RequestBuilder:
     if signer is not None:
-        return SIGNERS[signer](spec)
+        assert credentials is not None, "a signer needs the client's credentials"
+        return SIGNERS[signer](spec, credentials)
     raw = render(spec)
     return lambda: raw
 
@@ -228,8 +229,9 @@ async def generate(
     duration_s: float,
     requests_max: int,
     signer: str | None = None,
+    credentials: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    build = builder_for(spec, signer)
+    build = builder_for(spec, signer, credentials)
     run = Run(warmup_s, duration_s, requests_max)
     tasks = [asyncio.ensure_future(_connection(run, spec, build)) for _ in range(connections)]
     _, pending = await asyncio.wait(tasks, timeout=warmup_s + duration_s + GRACE_S)
@@ -293,7 +295,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--requests-max", type=int, default=1_000_000, help="stop after this many measured requests"
     )
     parser.add_argument("--signer", choices=sorted(SIGNERS), default=None)
+    parser.add_argument("--credentials", help="the client's credentials (tests.bench.seed)")
     args = parser.parse_args(argv)
+    if (args.signer is None) != (args.credentials is None):
+        parser.error("--signer and --credentials go together")
     if args.connections < 1 or args.duration_s <= 0 or args.warmup_s < 0 or args.requests_max < 1:
         parser.error("connections, duration and requests-max must be positive")
     return args
@@ -321,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             duration_s=args.duration_s,
             requests_max=args.requests_max,
             signer=args.signer,
+            credentials=None if args.credentials is None else load_credentials(args.credentials),
         )
     )
     result["tool"] = f"tests.bench.loadgen ({loop_name()})"

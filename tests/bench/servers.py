@@ -1,11 +1,14 @@
-"""The servers under test, started as a user starts them: `python -m uvicorn --factory ...`.
+"""The servers under test, started as a user starts them: opase with `opase serve --workers N`
+(one SO_REUSEPORT socket per worker, `opase.serving`), the bare baseline with the same
+serving code (`python -m tests.bench.bare_app`), so the two differ only in the app.
 
-`running(spec, workers, work_dir)` prepares the server's data (opase: migrations and one
-seeded wallet address, by `python -m tests.bench.seed` with the server's own environment),
-starts it in its own process group, waits until it answers its readiness request, and on
-leaving, even after an error, Ctrl-C or SIGTERM, stops it: SIGTERM, then SIGKILL after a
-timeout. The servers get only the `OPASE_*` settings set here: inherited ones (a database
-URL, a config file) are dropped, so the benchmark never writes to a configured database.
+`running(spec, workers, work_dir, database_url)` prepares the server's data (opase:
+migrations, wallet addresses, a client and its grant, by `python -m tests.bench.seed` with
+the server's own environment; the client's credentials land in `credentials_path`), starts
+it in its own process group, waits until it answers its readiness request, and on leaving,
+even after an error, Ctrl-C or SIGTERM, stops it: SIGTERM, then SIGKILL after a timeout.
+The servers get only the `OPASE_*` settings set here: inherited ones (a database URL, a
+config file) are dropped, so the benchmark never writes to a configured database.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ LOG_TAIL_CHARS = 4000
 @dataclass(frozen=True)
 class ServerSpec:
     name: str
-    app: str
-    """The `module:factory` uvicorn imports with `--factory`."""
+    command: tuple[str, ...]
+    """The command after `python -m`; `--host`, `--port` and `--workers` are added."""
     ready_path: str
     """A path that answers 200 once the server (and its data) is ready."""
     ready_headers: dict[str, str] = field(default_factory=dict)
@@ -45,8 +48,10 @@ class ServerSpec:
 
 
 SERVERS: dict[str, ServerSpec] = {
-    BARE: ServerSpec(BARE, "tests.bench.bare_app:create_app", "/", JSON_HEADERS),
-    OPASE: ServerSpec(OPASE, "opase.app:create_app", WALLET_ADDRESS_PATH, JSON_HEADERS, seed=True),
+    BARE: ServerSpec(BARE, ("tests.bench.bare_app",), "/", JSON_HEADERS),
+    OPASE: ServerSpec(
+        OPASE, ("opase", "serve", "--no-migrate"), WALLET_ADDRESS_PATH, JSON_HEADERS, seed=True
+    ),
 }
 
 
@@ -57,6 +62,9 @@ class RunningServer:
     port: int
     pid: int
     log_path: Path
+    env: dict[str, str]
+    """The server's environment: what `tests.bench.seed` and the runner's database reads use."""
+    credentials_path: Path | None
 
     @property
     def base_url(self) -> str:
@@ -74,21 +82,21 @@ def free_port() -> int:
         return port
 
 
-def uvicorn_command(app: str, port: int, workers: int) -> list[str]:
+def server_command(spec: ServerSpec, port: int, workers: int) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", "--factory", app,
+        sys.executable, "-m", *spec.command,
         "--host", HOST, "--port", str(port), "--workers", str(workers),
-        "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
 
 
-def server_env(data_dir: Path, public_url: str) -> dict[str, str]:
+def server_env(data_dir: Path, public_url: str, database_url: str | None = None) -> dict[str, str]:
     # Inherited OPASE_* settings (a database URL, a config file) must not point the seeding
     # at a real database: the benchmark's server has only the settings set here.
     env = {name: value for name, value in os.environ.items() if not name.startswith("OPASE_")}
     env["OPASE_DATA_DIR"] = str(data_dir)
     env["OPASE_PUBLIC_URL"] = public_url
+    if database_url:
+        env["OPASE_DATABASE_URL"] = database_url
     # `tests.bench.*` must be importable by the bare app's workers and the seed script.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
@@ -101,10 +109,10 @@ def _tail(path: Path) -> str:
         return ""
 
 
-def seed(env: dict[str, str], log_path: Path) -> str:
-    """Migrations and the seeded wallet address, in a process with the server's environment."""
+def seed(env: dict[str, str], log_path: Path, credentials_path: Path) -> str:
+    """Migrations and the seeded data, in a process with the server's environment."""
     run = subprocess.run(
-        [sys.executable, "-m", "tests.bench.seed"],
+        [sys.executable, "-m", "tests.bench.seed", str(credentials_path)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True,
         timeout=PREPARE_TIMEOUT_S, check=False,
     )  # fmt: skip
@@ -170,22 +178,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running(spec: ServerSpec, workers: int, work_dir: Path) -> Iterator[RunningServer]:
+def running(
+    spec: ServerSpec, workers: int, work_dir: Path, database_url: str | None = None
+) -> Iterator[RunningServer]:
     port = free_port()
     data_dir = work_dir / spec.name
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = server_env(data_dir, f"http://{HOST}:{port}")
+    env = server_env(data_dir, f"http://{HOST}:{port}", database_url)
+    credentials_path = None
     if spec.seed:
-        seed(env, work_dir / f"{spec.name}-seed.log")
+        credentials_path = work_dir / f"{spec.name}-credentials.json"
+        seed(env, work_dir / f"{spec.name}-seed.log", credentials_path)
     log_path = work_dir / f"{spec.name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            uvicorn_command(spec.app, port, workers),
+            server_command(spec, port, workers),
             cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True,
         )  # fmt: skip
     try:
         wait_ready(process, spec, port, log_path)
-        yield RunningServer(spec, HOST, port, process.pid, log_path)
+        yield RunningServer(spec, HOST, port, process.pid, log_path, env, credentials_path)
     finally:
         stop(process)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from opase.serving import serve
+from opase.serving import config_for, serve
 
 
 def create_app() -> Starlette:
@@ -24,12 +23,12 @@ def create_app() -> Starlette:
 if __name__ == "__main__":
     port, workers = int(sys.argv[1]), int(sys.argv[2])
     serve(
-        uvicorn.Config(
+        config_for(
             "tests.serving.pid_app:create_app",
-            factory=True,
             host="127.0.0.1",
             port=port,
             workers=workers,
+            access_log=False,
             log_level="warning",
         )
     )
