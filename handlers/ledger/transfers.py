@@ -8,10 +8,11 @@ and double-entry. Each takes an idempotency key, unique per ledger: an exact rep
 the first result and changes nothing; the same key with other arguments raises
 IdempotencyKeyReused.
 
-The order of steps makes racing repeats safe: look the key up; lock both accounts
-(`lock_accounts`); look the key up again, because a racer holding the locks may have
-committed it meanwhile; check; insert the transfer with ON CONFLICT DO NOTHING on the key,
-which settles a race between transactions on different accounts; only then update sums.
+The order of steps makes racing repeats safe: lock both accounts (`lock_accounts`); look
+the key up, after the lock, because a racer holding the locks may have committed it
+meanwhile; check; insert the transfer with ON CONFLICT DO NOTHING on the key, which settles
+a race between transactions on different accounts; only then update sums. (No look-up
+before the lock: repeats are rare, and it cost every first attempt a round trip.)
 """
 
 from __future__ import annotations
@@ -333,9 +334,6 @@ async def _execute(
     session: AsyncSession, movement: _Movement, *, now: datetime, expired_ok: bool = False
 ) -> TransferResult:
     """Apply `movement` once: the steps and their order are in the module docstring."""
-    replayed = await _replay(session, movement)
-    if replayed is not None:
-        return replayed
     accounts = await lock_accounts(session, (movement.debit_account_id, movement.credit_account_id))
     replayed = await _replay(session, movement)
     if replayed is not None:

@@ -280,9 +280,12 @@ async def _settle(session: AsyncSession, settings: Settings, payment_id: uuid.UU
     sender = await wallet_account(session, payment.wallet_address_id)
     receiver = await wallet_account(session, incoming.wallet_address_id)
     send_settlement = await settlement_account(session, sender.asset_id)
-    receive_settlement = await settlement_account(session, receiver.asset_id)
     send_fees = await fees_account(session, sender.asset_id)
-    receive_fees = await fees_account(session, receiver.asset_id)
+    if receiver.asset_id == sender.asset_id:  # one asset: its accounts are the same rows
+        receive_settlement, receive_fees = send_settlement, send_fees
+    else:
+        receive_settlement = await settlement_account(session, receiver.asset_id)
+        receive_fees = await fees_account(session, receiver.asset_id)
     accounts = (sender, receiver, send_settlement, receive_settlement, send_fees, receive_fees)
     await lock_accounts(session, (account.id for account in accounts))
     try:

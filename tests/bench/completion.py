@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,8 +37,10 @@ def _percentile(sorted_ms: list[float], fraction: float) -> float | None:
     return sorted_ms[max(1, math.ceil(fraction * len(sorted_ms))) - 1]
 
 
-async def figures(env: dict[str, str]) -> dict[str, Any]:
+async def figures(env: dict[str, str], since: datetime) -> dict[str, Any]:
+    """The payments created at or after `since` (one run's)."""
     engine = create_engine(_settings(env))
+    of_the_run = _PAYMENTS.c.created_at >= since
     try:
         deadline = time.monotonic() + SETTLE_WAIT_S
         async with engine.connect() as connection:
@@ -45,9 +48,9 @@ async def figures(env: dict[str, str]) -> dict[str, Any]:
                 states = dict(
                     (
                         await connection.execute(
-                            sa.select(_PAYMENTS.c.state, sa.func.count()).group_by(
-                                _PAYMENTS.c.state
-                            )
+                            sa.select(_PAYMENTS.c.state, sa.func.count())
+                            .where(of_the_run)
+                            .group_by(_PAYMENTS.c.state)
                         )
                     ).all()
                 )
@@ -58,7 +61,7 @@ async def figures(env: dict[str, str]) -> dict[str, Any]:
             rows = (
                 await connection.execute(
                     sa.select(_PAYMENTS.c.created_at, _PAYMENTS.c.finished_at).where(
-                        _PAYMENTS.c.state == "completed"
+                        of_the_run, _PAYMENTS.c.state == "completed"
                     )
                 )
             ).all()
@@ -75,11 +78,11 @@ async def figures(env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def render(database: str, figures: dict[str, Any]) -> str:
+def render(label: str, figures: dict[str, Any]) -> str:
     if figures["p50_ms"] is None:
-        return f"outgoing payments on {database}: none completed"
+        return f"outgoing payments, {label}: none completed"
     return (
-        f"outgoing payments on {database}, created -> completed: p50 {figures['p50_ms']:.1f} ms, "
+        f"outgoing payments, {label}, created -> completed: p50 {figures['p50_ms']:.1f} ms, "
         f"p99 {figures['p99_ms']:.1f} ms, max {figures['max_ms']:.1f} ms over "
         f"{figures['completed']} completed ({figures['failed']} failed, {figures['stuck']} stuck)"
     )
