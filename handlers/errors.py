@@ -33,6 +33,7 @@ import logging
 from typing import Any, ClassVar
 
 import orjson
+from sqlalchemy import exc as sa_exc
 from starlette.responses import Response
 
 log = logging.getLogger("opase.errors")
@@ -167,7 +168,24 @@ def error_response(exc: OpaseError, *, auth_server_url: str) -> Response:
     )
 
 
+DATABASE_BUSY_RETRY_AFTER_S = 1
+
+
+def _database_busy(exc: BaseException) -> bool:
+    """SQLite's one write lock waited for past its busy timeout: an overload, not a fault
+    (the transaction rolled back; nothing changed)."""
+    return isinstance(exc, sa_exc.OperationalError) and "database is locked" in str(exc.orig)
+
+
 def internal_error_response(exc: BaseException) -> Response:
+    if _database_busy(exc):
+        log.warning("database busy: %s", exc.__class__.__name__)
+        return Response(
+            error_body("service_unavailable", "the database is busy; try again shortly"),
+            status_code=503,
+            media_type="application/json",
+            headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_S)},
+        )
     log.exception("unhandled error", exc_info=exc)
     return Response(
         error_body("internal_error", "the server failed to handle this request"),

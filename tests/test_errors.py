@@ -239,3 +239,19 @@ async def test_dev_mode_turns_a_response_that_breaks_the_spec_into_a_500(
 def test_operations_table_is_not_empty() -> None:
     # Open Payments specs + admin + introspection + interaction + identity provider API
     assert len(OPERATIONS) == 18 + 20 + 1 + 2 + 3
+
+
+def test_a_busy_sqlite_database_is_503_with_retry_after_not_500() -> None:
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    from opase.errors import internal_error_response
+
+    busy = sa_exc.OperationalError("INSERT ...", {}, sqlite3.OperationalError("database is locked"))
+    response = internal_error_response(busy)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert json.loads(bytes(response.body))["error"]["code"] == "service_unavailable"
+    other = sa_exc.OperationalError("SELECT ...", {}, sqlite3.OperationalError("disk I/O error"))
+    assert internal_error_response(other).status_code == 500
