@@ -163,7 +163,7 @@ def write_png(path: Path, results: list[dict[str, Any]], title: str) -> str | No
     ]
     positions = list(range(len(rows)))
     width = 0.4
-    figure, axes = plt.subplots(figsize=(2 + 1.25 * len(rows), 5.5))
+    figure, axes = plt.subplots(figsize=(2 + 0.7 * len(rows), 6.5))
     opase_bars = axes.bar(
         [p - width / 2 for p in positions], [r["rps"] for r in rows], width, label="opase",
         color="#3a7bd5",
