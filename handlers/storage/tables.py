@@ -632,6 +632,26 @@ class IncomingPayment(SQLModel, table=True):
             "created_at",
             "id",
         ),
+        # A client's own payments (a plain `list`, not `list-all`): a page reads that
+        # client's rows only, however many other clients' the wallet address has.
+        sa.Index(
+            "ix_incoming_payments_own_by_wallet_address",
+            "wallet_address_id",
+            "client_wallet_address",
+            "created_at",
+            "id",
+            sqlite_where=sa.text("client_wallet_address IS NOT NULL"),
+            postgresql_where=sa.text("client_wallet_address IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_incoming_payments_own_by_key_thumbprint",
+            "wallet_address_id",
+            "client_key_thumbprint",
+            "created_at",
+            "id",
+            sqlite_where=sa.text("client_key_thumbprint IS NOT NULL"),
+            postgresql_where=sa.text("client_key_thumbprint IS NOT NULL"),
+        ),
         # The expiry sweep looks for payments not yet reported whose expiry has passed.
         sa.Index(
             "ix_incoming_payments_expiry_reported_at_expires_at",
@@ -790,6 +810,26 @@ class OutgoingPayment(SQLModel, table=True):
             "wallet_address_id",
             "created_at",
             "id",
+        ),
+        # A client's own payments (a plain `list`, not `list-all`): a page reads that
+        # client's rows only, however many other clients' the wallet address has.
+        sa.Index(
+            "ix_outgoing_payments_own_by_wallet_address",
+            "wallet_address_id",
+            "client_wallet_address",
+            "created_at",
+            "id",
+            sqlite_where=sa.text("client_wallet_address IS NOT NULL"),
+            postgresql_where=sa.text("client_wallet_address IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_outgoing_payments_own_by_key_thumbprint",
+            "wallet_address_id",
+            "client_key_thumbprint",
+            "created_at",
+            "id",
+            sqlite_where=sa.text("client_key_thumbprint IS NOT NULL"),
+            postgresql_where=sa.text("client_key_thumbprint IS NOT NULL"),
         ),
         sa.Index("ix_outgoing_payments_state_next_attempt_at", "state", "next_attempt_at"),
     )
