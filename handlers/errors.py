@@ -171,17 +171,20 @@ def error_response(exc: OpaseError, *, auth_server_url: str) -> Response:
 DATABASE_BUSY_RETRY_AFTER_S = 1
 
 
-def _database_busy(exc: BaseException) -> bool:
-    """SQLite's one write lock waited for past its busy timeout: an overload, not a fault
-    (the transaction rolled back; nothing changed)."""
+def _database_unavailable(exc: BaseException) -> bool:
+    """The database could not take the request, and nothing changed (the transaction rolled
+    back): SQLite's one write lock waited for past its busy timeout, or the connection to
+    PostgreSQL was lost (a restart, a failover; the pool replaces its connections)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
     return isinstance(exc, sa_exc.OperationalError) and "database is locked" in str(exc.orig)
 
 
 def internal_error_response(exc: BaseException) -> Response:
-    if _database_busy(exc):
-        log.warning("database busy: %s", exc.__class__.__name__)
+    if _database_unavailable(exc):
+        log.warning("database unavailable: %s", exc)
         return Response(
-            error_body("service_unavailable", "the database is busy; try again shortly"),
+            error_body("service_unavailable", "the database is unavailable; try again shortly"),
             status_code=503,
             media_type="application/json",
             headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_S)},

@@ -241,7 +241,7 @@ def test_operations_table_is_not_empty() -> None:
     assert len(OPERATIONS) == 18 + 20 + 1 + 2 + 3
 
 
-def test_a_busy_sqlite_database_is_503_with_retry_after_not_500() -> None:
+def test_a_busy_or_lost_database_is_503_with_retry_after_not_500() -> None:
     import sqlite3
 
     from sqlalchemy import exc as sa_exc
@@ -253,5 +253,7 @@ def test_a_busy_sqlite_database_is_503_with_retry_after_not_500() -> None:
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert json.loads(bytes(response.body))["error"]["code"] == "service_unavailable"
+    lost = sa_exc.DBAPIError("SELECT ...", {}, ConnectionResetError(), connection_invalidated=True)
+    assert internal_error_response(lost).status_code == 503
     other = sa_exc.OperationalError("SELECT ...", {}, sqlite3.OperationalError("disk I/O error"))
     assert internal_error_response(other).status_code == 500
