@@ -201,6 +201,17 @@ class Settings(BaseSettings):
         object.__setattr__(self, "resource_server_url", check_base_url(self.resource_server_url))
         return self
 
+    @model_validator(mode="after")
+    def _one_process_on_sqlite(self) -> Settings:
+        # SQLite's replay cache lives in its process: a second worker would accept a
+        # signature the first already accepted.
+        if self.workers > 1 and not self.is_postgres:
+            raise ValueError(
+                "workers > 1 needs PostgreSQL (OPASE_DATABASE_URL): on SQLite one process "
+                "serves, because its replay cache lives in that process"
+            )
+        return self
+
     @property
     def database_url_resolved(self) -> str:
         """The SQLAlchemy async URL of the database."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.servers import free_port_pair
 
@@ -55,12 +56,17 @@ def test_bad_settings_exit_non_zero_with_a_message(tmp_path: Path) -> None:
     assert missing.returncode != 0 and "does not exist" in missing.stderr
 
 
-def test_serve_answers_with_several_workers_and_stops_on_sigint(tmp_path: Path) -> None:
+# Several workers share nothing but the database: PostgreSQL.
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_serve_answers_with_several_workers_and_stops_on_sigint(
+    tmp_path: Path, database_url: str
+) -> None:
     port = free_port_pair()
     process = subprocess.Popen(
         [sys.executable, "-m", "opase", "serve", "--port", str(port), "--workers", "2"],
         env=clean_env(
             OPASE_DATA_DIR=str(tmp_path),
+            OPASE_DATABASE_URL=database_url,
             OPASE_PUBLIC_URL=f"http://127.0.0.1:{port}",
             OPASE_ADMIN_PORT=str(port + 100),
             OPASE_ADMIN_API_KEYS='["cli-test-key-123456"]',
@@ -95,6 +101,13 @@ def test_serve_answers_with_several_workers_and_stops_on_sigint(tmp_path: Path) 
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    completed = opase("serve", "--workers", "2", env=clean_env(OPASE_DATA_DIR=str(tmp_path)))
+    assert completed.returncode != 0
+    assert "workers > 1 needs PostgreSQL" in completed.stderr
+    assert not (tmp_path / "opase.db").exists(), "refused before touching the database"
 
 
 def test_serve_role_resource_without_introspection_url_exits_with_the_reason(

@@ -30,3 +30,12 @@ def test_servers_on_other_hosts_reserve_nothing() -> None:
 def test_public_urls_must_be_plain_http_bases(url: str) -> None:
     with pytest.raises(ValidationError):
         Settings(public_url=url)
+
+
+def test_several_workers_need_postgresql(tmp_path: object) -> None:
+    # SQLite's replay cache lives in its one process: a second would accept a replay.
+    with pytest.raises(ValidationError, match="workers > 1 needs PostgreSQL"):
+        Settings(data_dir=tmp_path, workers=2)
+    assert Settings(data_dir=tmp_path, workers=1).workers == 1
+    on_postgres = Settings(database_url="postgresql://u@127.0.0.1/db", workers=4)
+    assert on_postgres.workers == 4

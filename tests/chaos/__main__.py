@@ -34,7 +34,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--work-dir", type=Path,
         help="keep the servers' data and logs here (default: a temporary folder, removed)",
     )  # fmt: skip
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.duration_s <= 0:
+        parser.error("--duration-s must be positive")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
