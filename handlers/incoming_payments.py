@@ -28,7 +28,7 @@ from opase.amounts import wire_amount
 from opase.errors import Conflict, InvalidRequest, NotFound
 from opase.resource import check_metadata, local_wallet_address, wire_time
 from opase.resource.authorization import authorize
-from opase.resource.pagination import Page, page_request, paginate
+from opase.resource.pagination import Page, own_page, page_request
 from opase.routing import RequestContext
 from opase.settings import Settings
 from opase.storage.tables import AMOUNT_MINOR_MAX, Asset, IncomingPayment, WalletAddress
@@ -205,13 +205,8 @@ async def list_incoming_payments(ctx: RequestContext) -> dict[str, Any]:
     authorized = await authorize(ctx, RESOURCE_TYPE, "list", wallet_address_url)
     async with ctx.services.sessions() as session:
         record = await local_wallet_address(session, ctx.services, wallet_address_url)
-        statement = authorized.own_only(
-            sa.select(IncomingPayment).where(col(IncomingPayment.wallet_address_id) == record.id),
-            col(IncomingPayment.client_wallet_address),
-            col(IncomingPayment.client_key_thumbprint),
-        )
-        page: Page[IncomingPayment] = await paginate(
-            session, statement, col(IncomingPayment.created_at), col(IncomingPayment.id), request
+        page: Page[IncomingPayment] = await own_page(
+            session, authorized, IncomingPayment, record.id, request
         )
     wallet = _Wallet(wallet_address_url, record.asset_code, record.asset_scale)
     return {

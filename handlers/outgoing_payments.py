@@ -35,7 +35,7 @@ from opase.quotes import PATH as QUOTES_PATH
 from opase.quotes import make_quote
 from opase.resource import check_metadata, local_wallet_address
 from opase.resource.authorization import Authorized, authorize
-from opase.resource.pagination import Page, page_request, paginate
+from opase.resource.pagination import Page, own_page, page_request
 from opase.routing import RequestContext
 from opase.security import gnap_token
 from opase.storage.tables import OutgoingPayment, Quote, sa_table, utc_now
@@ -232,13 +232,8 @@ async def list_outgoing_payments(ctx: RequestContext) -> dict[str, Any]:
     authorized = await authorize(ctx, RESOURCE_TYPE, "list", wallet_address_url)
     async with ctx.services.sessions() as session:
         sender = await local_wallet_address(session, ctx.services, wallet_address_url)
-        statement = authorized.own_only(
-            sa.select(OutgoingPayment).where(col(OutgoingPayment.wallet_address_id) == sender.id),
-            col(OutgoingPayment.client_wallet_address),
-            col(OutgoingPayment.client_key_thumbprint),
-        )
-        page: Page[OutgoingPayment] = await paginate(
-            session, statement, col(OutgoingPayment.created_at), col(OutgoingPayment.id), request
+        page: Page[OutgoingPayment] = await own_page(
+            session, authorized, OutgoingPayment, sender.id, request
         )
         quote_ids = [payment.quote_id for payment in page.items]
         quotes = {

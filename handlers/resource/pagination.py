@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from opase.cursors import past
 from opase.errors import InvalidRequest
+from opase.resource.authorization import Authorized
 
 PAGE_SIZE_DEFAULT: Final = 20
 PAGE_SIZE_MAX: Final = 100
@@ -112,3 +113,21 @@ async def paginate(
         info["startCursor"] = str(items[0].id)
         info["endCursor"] = str(items[-1].id)
     return Page(items, info)
+
+
+async def own_page(
+    session: AsyncSession,
+    authorized: Authorized,
+    payments: Any,
+    wallet_address_id: uuid.UUID,
+    request: PageRequest,
+) -> Page[Any]:
+    """A page of a payment table model (`IncomingPayment`, `OutgoingPayment`: the same
+    columns for owner, creator and keyset) for one wallet address, narrowed to what the
+    client created unless it may see all."""
+    statement = authorized.own_only(
+        sa.select(payments).where(payments.wallet_address_id == wallet_address_id),
+        payments.client_wallet_address,
+        payments.client_key_thumbprint,
+    )
+    return await paginate(session, statement, payments.created_at, payments.id, request)

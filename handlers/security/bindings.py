@@ -47,14 +47,13 @@ class ClientBinding:
         assert (self.key_id is None) == (self.key_thumbprint is None)
 
 
-def _binding(grant: Grant, access_token_id: uuid.UUID | None = None) -> ClientBinding:
+def _binding(grant: Grant) -> ClientBinding:
     return ClientBinding(
         wallet_address=grant.client_wallet_address,
         jwk=grant.client_jwk,
         key_id=grant.client_key_id,
         key_thumbprint=grant.client_key_thumbprint,
         grant_id=grant.id,
-        access_token_id=access_token_id,
     )
 
 

@@ -69,6 +69,29 @@ def sa_table(model: type[SQLModel]) -> sa.Table:
     return table
 
 
+def _own_list_indexes(table: str) -> tuple[sa.Index, sa.Index]:
+    """A payment table's indexes for a client's own payments (a plain `list`, not
+    `list-all`): a page reads that client's rows only, however many other clients' the
+    wallet address has. Partial: a payment names its client one way, never both."""
+
+    def by(name: str, column: str) -> sa.Index:
+        present = sa.text(f"{column} IS NOT NULL")
+        return sa.Index(
+            f"ix_{table}_own_by_{name}",
+            "wallet_address_id",
+            column,
+            "created_at",
+            "id",
+            sqlite_where=present,
+            postgresql_where=present,
+        )
+
+    return (
+        by("wallet_address", "client_wallet_address"),
+        by("key_thumbprint", "client_key_thumbprint"),
+    )
+
+
 def _one_of(column: str, values: tuple[str, ...]) -> str:
     listed = ", ".join(f"'{v}'" for v in values)
     return f"{column} IN ({listed})"
@@ -632,26 +655,7 @@ class IncomingPayment(SQLModel, table=True):
             "created_at",
             "id",
         ),
-        # A client's own payments (a plain `list`, not `list-all`): a page reads that
-        # client's rows only, however many other clients' the wallet address has.
-        sa.Index(
-            "ix_incoming_payments_own_by_wallet_address",
-            "wallet_address_id",
-            "client_wallet_address",
-            "created_at",
-            "id",
-            sqlite_where=sa.text("client_wallet_address IS NOT NULL"),
-            postgresql_where=sa.text("client_wallet_address IS NOT NULL"),
-        ),
-        sa.Index(
-            "ix_incoming_payments_own_by_key_thumbprint",
-            "wallet_address_id",
-            "client_key_thumbprint",
-            "created_at",
-            "id",
-            sqlite_where=sa.text("client_key_thumbprint IS NOT NULL"),
-            postgresql_where=sa.text("client_key_thumbprint IS NOT NULL"),
-        ),
+        *_own_list_indexes("incoming_payments"),
         # The expiry sweep looks for payments not yet reported whose expiry has passed.
         sa.Index(
             "ix_incoming_payments_expiry_reported_at_expires_at",
@@ -811,26 +815,7 @@ class OutgoingPayment(SQLModel, table=True):
             "created_at",
             "id",
         ),
-        # A client's own payments (a plain `list`, not `list-all`): a page reads that
-        # client's rows only, however many other clients' the wallet address has.
-        sa.Index(
-            "ix_outgoing_payments_own_by_wallet_address",
-            "wallet_address_id",
-            "client_wallet_address",
-            "created_at",
-            "id",
-            sqlite_where=sa.text("client_wallet_address IS NOT NULL"),
-            postgresql_where=sa.text("client_wallet_address IS NOT NULL"),
-        ),
-        sa.Index(
-            "ix_outgoing_payments_own_by_key_thumbprint",
-            "wallet_address_id",
-            "client_key_thumbprint",
-            "created_at",
-            "id",
-            sqlite_where=sa.text("client_key_thumbprint IS NOT NULL"),
-            postgresql_where=sa.text("client_key_thumbprint IS NOT NULL"),
-        ),
+        *_own_list_indexes("outgoing_payments"),
         sa.Index("ix_outgoing_payments_state_next_attempt_at", "state", "next_attempt_at"),
     )
 
