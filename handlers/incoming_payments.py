@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -31,15 +32,26 @@ from opase.resource.authorization import authorize
 from opase.resource.pagination import Page, own_page, page_request
 from opase.routing import RequestContext
 from opase.settings import Settings
-from opase.storage.tables import AMOUNT_MINOR_MAX, Asset, IncomingPayment, WalletAddress
+from opase.storage.tables import (
+    AMOUNT_MINOR_MAX,
+    Asset,
+    IncomingPayment,
+    WalletAddress,
+    WebhookEvent,
+    column_values,
+    new_row,
+    sa_table,
+)
 from opase.wallets.service import (
     WalletAddressRecord,
 )
-from opase.webhooks.outbox import enqueue
+from opase.webhooks.outbox import enqueue, new_event_row
 
 RESOURCE_TYPE: Final = "incoming-payment"
 PATH: Final = "/incoming-payments"
 SHARED_SECRET_BYTES: Final = 32
+_PAYMENTS: Final = sa_table(IncomingPayment)
+_EVENTS: Final = sa_table(WebhookEvent)
 EXPIRY_SWEEP_COUNT_MAX: Final = 100
 """Expired payments one sweep reports; the rest wait for the next."""
 
@@ -59,39 +71,42 @@ def _payment_url(settings: Settings, payment_id: uuid.UUID) -> str:
     return f"{settings.resource_server_url}{PATH}/{payment_id}"
 
 
-def _completed(payment: IncomingPayment) -> bool:
-    cap_minor = payment.incoming_amount_minor
-    return payment.completed_at is not None or (
-        cap_minor is not None and payment.received_amount_minor >= cap_minor
+PaymentRow = Mapping[str, Any]
+"""An incoming payment's values by column name: `column_values` of a stored one, or the
+`new_row` of one about to be inserted."""
+
+
+def _completed(payment: PaymentRow) -> bool:
+    cap_minor = payment["incoming_amount_minor"]
+    return payment["completed_at"] is not None or (
+        cap_minor is not None and payment["received_amount_minor"] >= cap_minor
     )
 
 
-def _view(settings: Settings, payment: IncomingPayment, wallet: _Wallet) -> dict[str, Any]:
+def _view(settings: Settings, payment: PaymentRow, wallet: _Wallet) -> dict[str, Any]:
     """The spec's `incoming-payment`: what the client that may read it sees, and the `data`
     of its webhook events (never the payment method, which holds the shared secret)."""
     view: dict[str, Any] = {
-        "id": _payment_url(settings, payment.id),
+        "id": _payment_url(settings, payment["id"]),
         "walletAddress": wallet.url,
         "completed": _completed(payment),
-        "receivedAmount": _amount(payment.received_amount_minor, wallet),
-        "expiresAt": wire_time(payment.expires_at),
-        "createdAt": wire_time(payment.created_at),
+        "receivedAmount": _amount(payment["received_amount_minor"], wallet),
+        "expiresAt": wire_time(payment["expires_at"]),
+        "createdAt": wire_time(payment["created_at"]),
     }
-    if payment.incoming_amount_minor is not None:
-        view["incomingAmount"] = _amount(payment.incoming_amount_minor, wallet)
-    if payment.metadata_ is not None:
-        view["metadata"] = payment.metadata_
+    if payment["incoming_amount_minor"] is not None:
+        view["incomingAmount"] = _amount(payment["incoming_amount_minor"], wallet)
+    if payment["metadata"] is not None:
+        view["metadata"] = payment["metadata"]
     return view
 
 
-def _view_with_methods(
-    ctx: RequestContext, payment: IncomingPayment, wallet: _Wallet
-) -> dict[str, Any]:
+def _view_with_methods(ctx: RequestContext, payment: PaymentRow, wallet: _Wallet) -> dict[str, Any]:
     """`incoming-payment-with-methods`: how to pay it, for the clients that may read it."""
     method = {
         "type": "ilp",
-        "ilpAddress": f"{ctx.settings.ilp_address}.{payment.id.hex}",
-        "sharedSecret": payment.shared_secret,
+        "ilpAddress": f"{ctx.settings.ilp_address}.{payment['id'].hex}",
+        "sharedSecret": payment["shared_secret"],
     }
     return _view(ctx.settings, payment, wallet) | {"methods": [method]}
 
@@ -132,30 +147,26 @@ async def create_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
     wallet_address_url: str = document["walletAddress"]
     authorized = await authorize(ctx, RESOURCE_TYPE, "create", wallet_address_url)
     now = datetime.now(UTC)
-    async with ctx.transaction() as session:
-        record = await local_wallet_address(session, ctx.services, wallet_address_url)
-        amount = document.get("incomingAmount")
-        payment = IncomingPayment(
-            wallet_address_id=record.id,
-            client_wallet_address=authorized.client_wallet_address,
-            client_key_thumbprint=authorized.client_key_thumbprint,
-            incoming_amount_minor=None
-            if amount is None
-            else _incoming_amount_minor(amount, record),
-            expires_at=_expires_at(ctx, document.get("expiresAt"), now),
-            metadata_=check_metadata(document.get("metadata")),
-            shared_secret=base64.urlsafe_b64encode(secrets.token_bytes(SHARED_SECRET_BYTES))
-            .rstrip(b"=")
-            .decode(),
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(payment)
-        wallet = _Wallet(
-            ctx.settings.public_url + record.path, record.asset_code, record.asset_scale
-        )
-        view = _view(ctx.settings, payment, wallet)
-        await enqueue(session, "incoming_payment.created", view, now=now)
+    record = await local_wallet_address(ctx.services, wallet_address_url)
+    amount = document.get("incomingAmount")
+    payment = new_row(
+        IncomingPayment,
+        wallet_address_id=record.id,
+        client_wallet_address=authorized.client_wallet_address,
+        client_key_thumbprint=authorized.client_key_thumbprint,
+        incoming_amount_minor=None if amount is None else _incoming_amount_minor(amount, record),
+        expires_at=_expires_at(ctx, document.get("expiresAt"), now),
+        metadata_=check_metadata(document.get("metadata")),
+        shared_secret=base64.urlsafe_b64encode(secrets.token_bytes(SHARED_SECRET_BYTES))
+        .rstrip(b"=")
+        .decode(),
+        created_at=now,
+        updated_at=now,
+    )
+    wallet = _Wallet(ctx.settings.public_url + record.path, record.asset_code, record.asset_scale)
+    event = new_event_row("incoming_payment.created", _view(ctx.settings, payment, wallet), now=now)
+    # Two new rows that nothing in the database decides: no transaction to hold open.
+    await ctx.insert([(_PAYMENTS, payment), (_EVENTS, event)])
     return _view_with_methods(ctx, payment, wallet)
 
 
@@ -196,7 +207,7 @@ async def get_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
         payment.client_key_thumbprint,
         "read of another client's payment",
     )
-    return _view_with_methods(ctx, payment, wallet)
+    return _view_with_methods(ctx, column_values(payment), wallet)
 
 
 async def list_incoming_payments(ctx: RequestContext) -> dict[str, Any]:
@@ -204,14 +215,14 @@ async def list_incoming_payments(ctx: RequestContext) -> dict[str, Any]:
     request = page_request(ctx.query)
     authorized = await authorize(ctx, RESOURCE_TYPE, "list", wallet_address_url)
     async with ctx.services.sessions() as session:
-        record = await local_wallet_address(session, ctx.services, wallet_address_url)
+        record = await local_wallet_address(ctx.services, wallet_address_url, session=session)
         page: Page[IncomingPayment] = await own_page(
             session, authorized, IncomingPayment, record.id, request
         )
     wallet = _Wallet(wallet_address_url, record.asset_code, record.asset_scale)
     return {
         "pagination": page.page_info,
-        "result": [_view(ctx.settings, payment, wallet) for payment in page.items],
+        "result": [_view(ctx.settings, column_values(payment), wallet) for payment in page.items],
     }
 
 
@@ -245,7 +256,7 @@ async def complete_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
             state = "expired" if payment.expires_at <= now else "completed"
             raise Conflict(f"the incoming payment is already {state}")
         await session.refresh(payment)
-        view = _view(ctx.settings, payment, wallet)
+        view = _view(ctx.settings, column_values(payment), wallet)
         await enqueue(session, "incoming_payment.completed", view, now=now)
     return view
 
@@ -290,7 +301,7 @@ async def report_expired_incoming_payments(
         if marked.rowcount != 1:  # type: ignore[attr-defined]
             continue
         wallet = _Wallet(settings.public_url + path, asset_code, asset_scale)
-        view = _view(settings, payment, wallet)
+        view = _view(settings, column_values(payment), wallet)
         await enqueue(session, "incoming_payment.expired", view, now=now)
         reported += 1
     return reported
@@ -309,4 +320,5 @@ async def incoming_payment_view(
             .execution_options(populate_existing=True)
         )
     ).one()
-    return _view(settings, payment, _Wallet(settings.public_url + path, asset_code, asset_scale))
+    wallet = _Wallet(settings.public_url + path, asset_code, asset_scale)
+    return _view(settings, column_values(payment), wallet)

@@ -168,7 +168,7 @@ async def create_outgoing_payment(ctx: RequestContext) -> dict[str, Any]:
     metadata = check_metadata(document.get("metadata"))
     now = datetime.now(UTC)
     async with ctx.transaction() as session:
-        sender = await local_wallet_address(session, ctx.services, wallet_address_url)
+        sender = await local_wallet_address(ctx.services, wallet_address_url, session=session)
         quote_shown = "quoteId" in document
         if quote_shown:
             quote = await _take_quote(ctx, session, document["quoteId"], sender, now)
@@ -231,7 +231,7 @@ async def list_outgoing_payments(ctx: RequestContext) -> dict[str, Any]:
     request = page_request(ctx.query)
     authorized = await authorize(ctx, RESOURCE_TYPE, "list", wallet_address_url)
     async with ctx.services.sessions() as session:
-        sender = await local_wallet_address(session, ctx.services, wallet_address_url)
+        sender = await local_wallet_address(ctx.services, wallet_address_url, session=session)
         page: Page[OutgoingPayment] = await own_page(
             session, authorized, OutgoingPayment, sender.id, request
         )

@@ -177,7 +177,7 @@ async def make_quote(
     """Price and store a quote for `document` ({walletAddress, receiver, debitAmount |
     receiveAmount | neither}) in the caller's transaction; 400 when it makes no quote.
     Outgoing payments from `incomingPayment` + `debitAmount` are priced here too."""
-    sender = await local_wallet_address(session, ctx.services, document["walletAddress"])
+    sender = await local_wallet_address(ctx.services, document["walletAddress"], session=session)
     receiver_url: str = document["receiver"]
     payment, receive_asset = await _receiver(ctx, session, receiver_url, now)
     send_asset_id = await _asset_id(session, sender.asset_code, sender.asset_scale)

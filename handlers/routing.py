@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
+import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
@@ -42,7 +43,7 @@ from opase.limits import read_bounded
 from opase.security import Authenticator
 from opase.security.bindings import ClientBinding
 from opase.security.httpsig import SignatureRejected
-from opase.security.replay import ReplayClaim
+from opase.security.replay import ReplayClaim, Rows
 from opase.settings import Settings
 from opase.validation import RequestValidator, load_validators
 
@@ -94,6 +95,21 @@ class RequestContext:
             await session.commit()
             if claim is not None:
                 self.replay_claim = None  # recorded with the operation
+
+    async def insert(self, rows: Rows) -> None:
+        """The operation's writes when every one is a new row decided before writing
+        (nothing read inside a transaction decides it): one unit of work with the replay
+        claim, like `transaction`. On PostgreSQL, with a claim left to record, one statement
+        committed by itself (`ReplayClaim.take_with`)."""
+        claim = self.replay_claim
+        if claim is not None and self.settings.is_postgres:
+            if not await claim.take_with(rows):
+                raise SignatureRejected("replayed_signature")
+            self.replay_claim = None  # recorded with the operation
+            return
+        async with self.transaction() as session:
+            for table, row in rows:
+                await session.execute(sa.insert(table), row)
 
 
 @dataclass(frozen=True, slots=True)

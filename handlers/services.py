@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     from opase.wallet_addresses import PublicDocument
     from opase.wallets.service import WalletAddressRecord
 from opase.settings import Settings
-from opase.storage import autocommit_session_factory, create_engine, session_factory
+from opase.storage import (
+    autocommit_engine,
+    autocommit_session_factory,
+    create_engine,
+    session_factory,
+)
 from opase.webhooks.not_found import NotFoundReporter
 
 
@@ -69,7 +74,9 @@ class Services:
         sessions = session_factory(engine)
         autocommit = autocommit_session_factory(engine)
         replay_cache: ReplayCache = (
-            DatabaseReplayCache(autocommit) if settings.is_postgres else InProcessReplayCache()
+            DatabaseReplayCache(autocommit_engine(engine))
+            if settings.is_postgres
+            else InProcessReplayCache()
         )
         access_tokens = AccessTokens(
             autocommit,

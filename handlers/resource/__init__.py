@@ -36,15 +36,22 @@ def check_metadata(value: Any) -> dict[str, Any] | None:
 
 
 async def local_wallet_address(
-    session: AsyncSession, services: Services, url: str
+    services: Services, url: str, *, session: AsyncSession | None = None
 ) -> WalletAddressRecord:
     """The active wallet address of this ASE a request names; 400 for any other URL.
 
     Kept by `services.local_wallet_addresses` for `request_cache_s` (a deactivation in
-    this process drops it at once): a wallet address's id and asset never change."""
+    this process drops it at once): a wallet address's id and asset never change. A miss
+    reads through `session` when the caller holds one (a second connection per request
+    could exhaust the pool under load), else on its own."""
 
     async def load(wallet_url: str) -> WalletAddressRecord | None:
-        return await find_wallet_address_by_url(session, services.settings.public_url, wallet_url)
+        if session is not None:
+            return await find_wallet_address_by_url(session, public_url, wallet_url)
+        async with services.autocommit() as own_session:
+            return await find_wallet_address_by_url(own_session, public_url, wallet_url)
+
+    public_url = services.settings.public_url
 
     record = await services.local_wallet_addresses.get_or_load(url, load)
     if record is None:

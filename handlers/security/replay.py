@@ -8,18 +8,21 @@ SQLite, where one process serves, it lives in memory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from opase.storage.tables import SeenSignature, sa_table
-from opase.storage.upsert import dialect_insert
 
 log = logging.getLogger("opase.security")
 
@@ -71,11 +74,15 @@ class InProcessReplayCache:
         self._expiry_by_fingerprint = live
 
 
+Rows = Sequence[tuple[sa.Table, Mapping[str, Any]]]
+"""New rows, each with its table, keyed by column name."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayClaim:
     """An accepted signature not yet recorded: the operation's transaction records it
-    (`RequestContext.transaction`), or, when the operation opened none (it failed first),
-    the router records it on its own afterwards."""
+    (`RequestContext.transaction`, or with the operation's rows, `take_with`), or, when the
+    operation opened none (it failed first), the router records it on its own afterwards."""
 
     cache: DatabaseReplayCache
     signature: bytes
@@ -89,18 +96,69 @@ class ReplayClaim:
     async def take_alone(self) -> bool:
         return await self.cache.first_sighting(self.signature, forget_after_s=self.forget_after_s)
 
+    async def take_with(self, rows: Rows) -> bool:
+        return await self.cache.first_sighting_with(
+            self.signature, forget_after_s=self.forget_after_s, rows=rows
+        )
+
+
+def _claim_statement(dialect_name: str) -> ReturningInsert[tuple[str]]:
+    """The claim, one statement on either database: insert the fingerprint, or take over its
+    row when that row has expired (it counts as unseen). It returns the fingerprint when the
+    claim is taken, no row when the signature is live in the table. Concurrent claims of one
+    signature queue on its key; exactly one takes it."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    statement = insert(_SEEN).values(
+        signature_sha256=sa.bindparam("claim_sha256", type_=_SEEN.c.signature_sha256.type),
+        expires_at=sa.bindparam("claim_expires_at", type_=_SEEN.c.expires_at.type),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["signature_sha256"],
+        set_={"expires_at": statement.excluded.expires_at},
+        where=_SEEN.c.expires_at <= sa.bindparam("claim_now", type_=_SEEN.c.expires_at.type),
+    ).returning(_SEEN.c.signature_sha256)
+
+
+_CLAIM_BY_DIALECT: Final = {name: _claim_statement(name) for name in ("postgresql", "sqlite")}
+
+
+@functools.cache
+def _claim_with_rows_statement(
+    shape: tuple[tuple[sa.Table, tuple[str, ...]], ...],
+) -> sa.Select[bool]:
+    """PostgreSQL: the claim and an INSERT per row as data-modifying WITH queries of one
+    statement. Each INSERT selects its values only when the claim returned its row, so a
+    replay writes nothing; the statement answers whether the claim was taken. Built once per
+    shape (tables and columns); row `i`'s values are the parameters `r{i}_{column}`."""
+    claim = _CLAIM_BY_DIALECT["postgresql"].cte("claim")
+    taken = sa.exists(claim.select())
+    inserts = []
+    for index, (table, columns) in enumerate(shape):
+        values = sa.select(
+            *(sa.bindparam(f"r{index}_{name}", type_=table.c[name].type) for name in columns)
+        ).where(taken)
+        inserts.append(sa.insert(table).from_select(list(columns), values).cte(f"row{index}"))
+    return sa.select(taken).add_cte(*inserts)
+
 
 class DatabaseReplayCache:
-    def __init__(self, autocommit: async_sessionmaker[AsyncSession]) -> None:
-        """`autocommit`: sessions whose statements commit one by one. Each statement here
-        decides alone (the insert by the primary key, the take-over by its condition), so
-        none needs a transaction around it, and a claim costs one round trip."""
-        self.sessions = autocommit
+    def __init__(self, autocommit: AsyncEngine) -> None:
+        """`autocommit`: an engine whose statements commit one by one
+        (`opase.storage.autocommit_engine`). A claim is one statement that decides alone (by
+        the primary key), so it needs no transaction around it and costs one round trip."""
+        self.engine = autocommit
         self._inserted_count = 0
 
     async def first_sighting(self, signature: bytes, *, forget_after_s: float) -> bool:
-        async with self.sessions() as session:
-            return await self.first_sighting_in(session, signature, forget_after_s=forget_after_s)
+        now = datetime.now(UTC)
+        statement = _CLAIM_BY_DIALECT[self.engine.dialect.name]
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                statement, _claim_params(signature, forget_after_s, now)
+            )
+            taken = result.first() is not None
+        await self._purge_now_and_then(now)
+        return taken
 
     async def first_sighting_in(
         self, session: AsyncSession, signature: bytes, *, forget_after_s: float
@@ -109,40 +167,43 @@ class DatabaseReplayCache:
         the operation it lets through. A concurrent claim of the same signature waits on the
         key until that transaction ends, then finds it taken (or free, after a rollback)."""
         now = datetime.now(UTC)
-        inserted = await self._insert(session, signature, forget_after_s)
-        if not inserted:
-            # A row left from before its expiry passed counts as unseen: take it over.
-            inserted = await self._take_over_expired(session, signature, forget_after_s, now)
+        statement = _CLAIM_BY_DIALECT[session.get_bind().dialect.name]
+        result = await session.execute(statement, _claim_params(signature, forget_after_s, now))
+        taken = result.first() is not None
+        await self._purge_now_and_then(now)
+        return taken
+
+    async def first_sighting_with(
+        self, signature: bytes, *, forget_after_s: float, rows: Rows
+    ) -> bool:
+        """`first_sighting`, and `rows` inserted when (and only when) it is the first: for
+        an operation whose every write is a new row decided before writing. On PostgreSQL
+        one statement, committed by itself: one round trip where BEGIN, the claim, an INSERT
+        per row and COMMIT took one each. PostgreSQL only (SQLite has no data-modifying
+        WITH): elsewhere `first_sighting_in` and the INSERTs in one transaction do the same."""
+        assert self.engine.dialect.name == "postgresql", "one statement needs WITH"
+        now = datetime.now(UTC)
+        params = _claim_params(signature, forget_after_s, now)
+        shape = tuple((table, tuple(row)) for table, row in rows)
+        for index, (_, row) in enumerate(rows):
+            params.update((f"r{index}_{name}", value) for name, value in row.items())
+        async with self.engine.connect() as connection:
+            result = await connection.execute(_claim_with_rows_statement(shape), params)
+            taken = bool(result.scalar_one())
+        await self._purge_now_and_then(now)
+        return taken
+
+    async def _purge_now_and_then(self, now: datetime) -> None:
         self._inserted_count += 1
         if self._inserted_count % PURGE_EVERY_COUNT == 0:
             # On its own: never inside an operation's transaction, whose locks it would hold.
-            async with self.sessions() as purging:
-                await purging.execute(sa.delete(_SEEN).where(_SEEN.c.expires_at < now))
-        return inserted
+            async with self.engine.connect() as connection:
+                await connection.execute(sa.delete(_SEEN).where(_SEEN.c.expires_at < now))
 
-    @staticmethod
-    async def _insert(session: AsyncSession, signature: bytes, forget_after_s: float) -> bool:
-        statement = (
-            dialect_insert(session, _SEEN)
-            .values(
-                signature_sha256=signature_fingerprint(signature),
-                expires_at=datetime.fromtimestamp(forget_after_s, UTC),
-            )
-            .on_conflict_do_nothing(index_elements=["signature_sha256"])
-        )
-        result = await session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    @staticmethod
-    async def _take_over_expired(
-        session: AsyncSession, signature: bytes, forget_after_s: float, now: datetime
-    ) -> bool:
-        result = await session.execute(
-            sa.update(_SEEN)
-            .where(
-                _SEEN.c.signature_sha256 == signature_fingerprint(signature),
-                _SEEN.c.expires_at <= now,
-            )
-            .values(expires_at=datetime.fromtimestamp(forget_after_s, UTC))
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+def _claim_params(signature: bytes, forget_after_s: float, now: datetime) -> dict[str, Any]:
+    return {
+        "claim_sha256": signature_fingerprint(signature),
+        "claim_expires_at": datetime.fromtimestamp(forget_after_s, UTC),
+        "claim_now": now,
+    }

@@ -136,10 +136,14 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine (its pool) with every statement committed on its own, so no BEGIN and
+    ROLLBACK round trips around it: for one-statement reads and writes. Never for
+    statements that must stand or fall together, or reads that must agree with each other.
+    Its connections run Core statements on hot paths without a Session's bookkeeping."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def autocommit_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions in which every statement commits on its own, so no BEGIN and ROLLBACK round
-    trips around it: for one-statement reads and writes. Never for statements that must
-    stand or fall together, or reads that must agree with each other."""
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-    )
+    """Sessions on `autocommit_engine`, for ORM reads of single statements."""
+    return async_sessionmaker(autocommit_engine(engine), expire_on_commit=False)

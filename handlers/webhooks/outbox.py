@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from opase.cursors import KeysetCursor, past
-from opase.storage.tables import WEBHOOK_EVENT_STATUSES, WebhookEvent, utc_now
+from opase.storage.tables import (
+    WEBHOOK_EVENT_STATUSES,
+    WebhookEvent,
+    new_row,
+    sa_table,
+    utc_now,
+)
 
 WEBHOOK_EVENT_TYPES: Final = (
     "incoming_payment.created",
@@ -29,17 +35,30 @@ WEBHOOK_EVENT_TYPES: Final = (
 )
 
 
+def new_event_row(
+    event_type: str, data: dict[str, Any], *, now: datetime | None = None
+) -> dict[str, Any]:
+    """An outbox event as a new row, due at once; its `id` is what receivers use to drop
+    repeats. Written by `enqueue`, or inserted by its caller together with the change it
+    reports (`RequestContext.insert`)."""
+    assert event_type in WEBHOOK_EVENT_TYPES, event_type
+    at = now or utc_now()
+    return new_row(WebhookEvent, type=event_type, data=data, next_attempt_at=at, created_at=at)
+
+
+_EVENTS: Final = sa_table(WebhookEvent)
+
+
 async def enqueue(
     session: AsyncSession, event_type: str, data: dict[str, Any], *, now: datetime | None = None
 ) -> uuid.UUID:
-    """Add an event to the outbox in the caller's transaction; its id, which receivers use
-    to drop repeats. Due at once."""
-    assert event_type in WEBHOOK_EVENT_TYPES, event_type
-    at = now or utc_now()
-    event = WebhookEvent(type=event_type, data=data, next_attempt_at=at, created_at=at)
-    session.add(event)
+    """Add an event to the outbox in the caller's transaction; its id. The caller's pending
+    objects are flushed first, as before any statement."""
+    row = new_event_row(event_type, data, now=now)
     await session.flush()
-    return event.id
+    await session.execute(sa.insert(_EVENTS), row)
+    event_id: uuid.UUID = row["id"]
+    return event_id
 
 
 EVENT_PAGE_COUNT_MAX: Final = 100

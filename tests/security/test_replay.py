@@ -15,8 +15,10 @@ import opase.security.replay as replay_module
 from opase.security.replay import DatabaseReplayCache, InProcessReplayCache
 from opase.services import Services
 from opase.settings import Settings
+from opase.storage import autocommit_engine
 from opase.storage.migrate import upgrade
-from opase.storage.tables import SeenSignature, sa_table
+from opase.storage.tables import SeenSignature, WebhookEvent, sa_table
+from opase.webhooks.outbox import new_event_row
 
 WINDOW_S: Final = 300
 CONCURRENT_COUNT: Final = 50
@@ -119,7 +121,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 
 @pytest.fixture
 def database_cache(services: Services) -> DatabaseReplayCache:
-    return DatabaseReplayCache(services.autocommit)
+    return DatabaseReplayCache(autocommit_engine(services.engine))
 
 
 async def seen_count(services: Services) -> int:
@@ -146,7 +148,7 @@ async def test_database_repeat_is_refused_by_another_cache_on_same_database(
     """What workers sharing PostgreSQL rely on: the table decides, not the process."""
     forget_after_s = time.time() + WINDOW_S
     assert await database_cache.first_sighting(b"sig", forget_after_s=forget_after_s)
-    other_worker = DatabaseReplayCache(services.autocommit)
+    other_worker = DatabaseReplayCache(autocommit_engine(services.engine))
     assert not await other_worker.first_sighting(b"sig", forget_after_s=forget_after_s)
 
 
@@ -180,7 +182,9 @@ POSTGRES_ONLY: Final = pytest.mark.parametrize(
 async def concurrent_first_sightings(services: Services, signature: bytes) -> list[bool]:
     """CONCURRENT_COUNT workers, each its own cache and sessions, present one signature."""
     forget_after_s = time.time() + WINDOW_S
-    caches = [DatabaseReplayCache(services.autocommit) for _ in range(CONCURRENT_COUNT)]
+    caches = [
+        DatabaseReplayCache(autocommit_engine(services.engine)) for _ in range(CONCURRENT_COUNT)
+    ]
     return await asyncio.gather(
         *(cache.first_sighting(signature, forget_after_s=forget_after_s) for cache in caches)
     )
@@ -203,3 +207,82 @@ async def test_postgres_concurrent_take_over_of_expired_row_accepts_exactly_one(
     results = await concurrent_first_sightings(services, b"raced")
     assert results.count(True) == 1
     assert await seen_count(services) == 1
+
+
+# --- the claim and an operation's new rows as one statement (PostgreSQL) ----------------------
+
+EVENTS: Final = sa_table(WebhookEvent)
+
+
+def event_rows(label: str) -> list[tuple[sa.Table, dict[str, object]]]:
+    return [(EVENTS, new_event_row("incoming_payment.created", {"label": label}))]
+
+
+async def stored_labels(services: Services) -> list[str]:
+    async with services.sessions() as session:
+        data = (await session.execute(sa.select(EVENTS.c.data))).scalars().all()
+    return sorted(item["label"] for item in data)
+
+
+@POSTGRES_ONLY
+async def test_postgres_rows_go_in_with_the_first_sighting_only(
+    database_cache: DatabaseReplayCache, services: Services
+) -> None:
+    forget_after_s = time.time() + WINDOW_S
+    assert await database_cache.first_sighting_with(
+        b"sig", forget_after_s=forget_after_s, rows=event_rows("first")
+    )
+    assert not await database_cache.first_sighting_with(
+        b"sig", forget_after_s=forget_after_s, rows=event_rows("replay")
+    )
+    assert not await database_cache.first_sighting(b"sig", forget_after_s=forget_after_s)
+    assert await stored_labels(services) == ["first"]
+    assert await seen_count(services) == 1
+
+
+@POSTGRES_ONLY
+async def test_postgres_rows_go_in_when_an_expired_claim_is_taken_over(
+    database_cache: DatabaseReplayCache, services: Services
+) -> None:
+    assert await database_cache.first_sighting(b"sig", forget_after_s=time.time() - 1)
+    assert await database_cache.first_sighting_with(
+        b"sig", forget_after_s=time.time() + WINDOW_S, rows=event_rows("after expiry")
+    )
+    assert await stored_labels(services) == ["after expiry"]
+
+
+@POSTGRES_ONLY
+async def test_postgres_a_row_that_fails_takes_the_claim_with_it(
+    database_cache: DatabaseReplayCache, services: Services
+) -> None:
+    """One statement: the claim and the rows stand or fall together."""
+    (table, row), *_ = event_rows("bad")
+    row["status"] = "no such status"  # refused by the table's CHECK constraint
+    with pytest.raises(sa.exc.IntegrityError):
+        await database_cache.first_sighting_with(
+            b"sig", forget_after_s=time.time() + WINDOW_S, rows=[(table, row)]
+        )
+    assert await seen_count(services) == 0
+    assert await database_cache.first_sighting_with(
+        b"sig", forget_after_s=time.time() + WINDOW_S, rows=event_rows("good")
+    )
+    assert await stored_labels(services) == ["good"]
+
+
+@POSTGRES_ONLY
+async def test_postgres_concurrent_sightings_with_rows_insert_one_set(services: Services) -> None:
+    forget_after_s = time.time() + WINDOW_S
+    caches = [
+        DatabaseReplayCache(autocommit_engine(services.engine)) for _ in range(CONCURRENT_COUNT)
+    ]
+    results = await asyncio.gather(
+        *(
+            cache.first_sighting_with(
+                b"raced", forget_after_s=forget_after_s, rows=event_rows(f"worker {index}")
+            )
+            for index, cache in enumerate(caches)
+        )
+    )
+    assert results.count(True) == 1
+    (winner,) = [index for index, taken in enumerate(results) if taken]
+    assert await stored_labels(services) == [f"worker {winner}"]

@@ -212,18 +212,18 @@ async def test_a_deactivated_wallet_address_is_refused_at_once_here_and_in_time_
     urls = {wallet.id: f"{PUBLIC_URL}{wallet.path}" for wallet in (here, elsewhere)}
     async with services.sessions() as session:
         for wallet_id, url in urls.items():  # both cached now
-            assert (await local_wallet_address(session, services, url)).id == wallet_id
+            assert (await local_wallet_address(services, url, session=session)).id == wallet_id
         await deactivate_wallet_address(session, here.id)
         await deactivate_wallet_address(session, elsewhere.id)
         await session.commit()
     services.forget_wallet_address(here.path)  # what the admin API does after its change
     async with services.sessions() as session:
         with pytest.raises(InvalidRequest):
-            await local_wallet_address(session, services, urls[here.id])
+            await local_wallet_address(services, urls[here.id], session=session)
         # Deactivated by another process: this one still has it, for request_cache_s at most.
-        still = await local_wallet_address(session, services, urls[elsewhere.id])
+        still = await local_wallet_address(services, urls[elsewhere.id], session=session)
         assert still.id == elsewhere.id
     await asyncio.sleep(CACHE_S + 0.05)
     async with services.sessions() as session:
         with pytest.raises(InvalidRequest):
-            await local_wallet_address(session, services, urls[elsewhere.id])
+            await local_wallet_address(services, urls[elsewhere.id], session=session)
