@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable
 from contextlib import asynccontextmanager
@@ -155,6 +156,10 @@ def _starlette(
         # Workers of every process claim their work in the database, so N processes can
         # run the same loops side by side.
         stop = asyncio.Event()
+        # What is alive now (modules, the route table, compiled schemas and statements)
+        # lives as long as the process: kept out of every later garbage collection.
+        gc.collect()
+        gc.freeze()
         loops = [asyncio.create_task(run(stop)) for run in background]
         try:
             yield

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -22,8 +23,10 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 5_000
 """How long a SQLite writer waits for another process's write lock before failing."""
 SQLITE_WAL_SWITCH_ATTEMPTS: Final = 10
 SQLITE_WAL_SWITCH_PAUSE_S: Final = 0.01
-POSTGRES_POOL_SIZE: Final = 10
-"""Connections each process keeps open; with several workers, multiply."""
+POSTGRES_POOL_SIZE: Final = 20
+"""Connections each process keeps open; with several workers, multiply. Enough for the
+requests one process has in flight under load: past it, overflow connections are opened
+and closed per use, and a PostgreSQL connection costs a process on the server."""
 POSTGRES_POOL_OVERFLOW_MAX: Final = 10
 POSTGRES_POOL_RECYCLE_S: Final = 30 * 60
 POSTGRES_IDLE_PING_S: Final = 5.0
@@ -35,12 +38,20 @@ SQLITE_POOL_SIZE: Final = 20
 """Each aiosqlite connection is a thread: kept open, not started per request."""
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns (grants' access, events' data, metadata) written by orjson, as the wire
+    is: several times faster than the standard library on the hot paths that write them."""
+    return orjson.dumps(value).decode()
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """The engine for `settings.database_url_resolved`. Dispose of it when done."""
     url = settings.database_url_resolved
     if settings.is_postgres:
         engine = create_async_engine(
             url,
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
             pool_size=POSTGRES_POOL_SIZE,
             max_overflow=POSTGRES_POOL_OVERFLOW_MAX,
             pool_recycle=POSTGRES_POOL_RECYCLE_S,
@@ -60,10 +71,14 @@ def _create_sqlite_engine(settings: Settings, url: str) -> AsyncEngine:
         assert database is not None
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     # An in-memory database lives in its one connection: no pool to size.
+    json_options: dict[str, Any] = {
+        "json_serializer": _json_text,
+        "json_deserializer": orjson.loads,
+    }
     engine = (
-        create_async_engine(url)
+        create_async_engine(url, **json_options)
         if in_memory
-        else create_async_engine(url, pool_size=SQLITE_POOL_SIZE)
+        else create_async_engine(url, pool_size=SQLITE_POOL_SIZE, **json_options)
     )
 
     def configure(dbapi_connection: Any, _connection_record: Any) -> None:
