@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
 from opase.storage.tables import SeenSignature, sa_table
@@ -31,6 +31,8 @@ IN_PROCESS_COUNT_MAX: Final = 200_000
 the end of the window, where the age check catches a replay of them."""
 PURGE_EVERY_COUNT: Final = 1000
 """The shared table is swept of expired rows once per this many insertions."""
+STATEMENT_SHAPE_COUNT_MAX: Final = 32
+"""Claim-with-rows statements kept built: one shape (tables, columns) per operation."""
 
 _SEEN: Final = sa_table(SeenSignature)
 
@@ -122,7 +124,7 @@ def _claim_statement(dialect_name: str) -> ReturningInsert[tuple[str]]:
 _CLAIM_BY_DIALECT: Final = {name: _claim_statement(name) for name in ("postgresql", "sqlite")}
 
 
-@functools.cache
+@functools.lru_cache(maxsize=STATEMENT_SHAPE_COUNT_MAX)
 def _claim_with_rows_statement(
     shape: tuple[tuple[sa.Table, tuple[str, ...]], ...],
 ) -> sa.Select[bool]:
@@ -150,14 +152,9 @@ class DatabaseReplayCache:
         self._inserted_count = 0
 
     async def first_sighting(self, signature: bytes, *, forget_after_s: float) -> bool:
-        now = datetime.now(UTC)
-        statement = _CLAIM_BY_DIALECT[self.engine.dialect.name]
         async with self.engine.connect() as connection:
-            result = await connection.execute(
-                statement, _claim_params(signature, forget_after_s, now)
-            )
-            taken = result.first() is not None
-        await self._purge_now_and_then(now)
+            taken = await _claim(connection, self.engine.dialect.name, signature, forget_after_s)
+        await self._purge_now_and_then()
         return taken
 
     async def first_sighting_in(
@@ -166,11 +163,9 @@ class DatabaseReplayCache:
         """`first_sighting` inside the caller's transaction: the claim stands or falls with
         the operation it lets through. A concurrent claim of the same signature waits on the
         key until that transaction ends, then finds it taken (or free, after a rollback)."""
-        now = datetime.now(UTC)
-        statement = _CLAIM_BY_DIALECT[session.get_bind().dialect.name]
-        result = await session.execute(statement, _claim_params(signature, forget_after_s, now))
-        taken = result.first() is not None
-        await self._purge_now_and_then(now)
+        dialect_name = session.get_bind().dialect.name
+        taken = await _claim(session, dialect_name, signature, forget_after_s)
+        await self._purge_now_and_then()
         return taken
 
     async def first_sighting_with(
@@ -182,28 +177,40 @@ class DatabaseReplayCache:
         per row and COMMIT took one each. PostgreSQL only (SQLite has no data-modifying
         WITH): elsewhere `first_sighting_in` and the INSERTs in one transaction do the same."""
         assert self.engine.dialect.name == "postgresql", "one statement needs WITH"
-        now = datetime.now(UTC)
-        params = _claim_params(signature, forget_after_s, now)
+        params = _claim_params(signature, forget_after_s)
         shape = tuple((table, tuple(row)) for table, row in rows)
         for index, (_, row) in enumerate(rows):
             params.update((f"r{index}_{name}", value) for name, value in row.items())
         async with self.engine.connect() as connection:
             result = await connection.execute(_claim_with_rows_statement(shape), params)
             taken = bool(result.scalar_one())
-        await self._purge_now_and_then(now)
+        await self._purge_now_and_then()
         return taken
 
-    async def _purge_now_and_then(self, now: datetime) -> None:
+    async def _purge_now_and_then(self) -> None:
         self._inserted_count += 1
         if self._inserted_count % PURGE_EVERY_COUNT == 0:
             # On its own: never inside an operation's transaction, whose locks it would hold.
+            now = datetime.now(UTC)
             async with self.engine.connect() as connection:
                 await connection.execute(sa.delete(_SEEN).where(_SEEN.c.expires_at < now))
 
 
-def _claim_params(signature: bytes, forget_after_s: float, now: datetime) -> dict[str, Any]:
+def _claim_params(signature: bytes, forget_after_s: float) -> dict[str, Any]:
     return {
         "claim_sha256": signature_fingerprint(signature),
         "claim_expires_at": datetime.fromtimestamp(forget_after_s, UTC),
-        "claim_now": now,
+        "claim_now": datetime.now(UTC),
     }
+
+
+async def _claim(
+    executor: AsyncConnection | AsyncSession,
+    dialect_name: str,
+    signature: bytes,
+    forget_after_s: float,
+) -> bool:
+    result = await executor.execute(
+        _CLAIM_BY_DIALECT[dialect_name], _claim_params(signature, forget_after_s)
+    )
+    return result.first() is not None

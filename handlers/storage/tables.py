@@ -73,7 +73,7 @@ class _ColumnPlan:
     required: bool
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # one entry per table model
 def _column_plans(model: type[SQLModel]) -> tuple[_ColumnPlan, ...]:
     plans = []
     for mapped in sa.inspect(model).column_attrs:
