@@ -171,7 +171,7 @@ def error_response(exc: OpaseError, *, auth_server_url: str) -> Response:
 DATABASE_BUSY_RETRY_AFTER_S = 1
 
 
-def _database_unavailable(exc: BaseException) -> bool:
+def database_unavailable(exc: BaseException) -> bool:
     """The database could not take the request, and nothing changed (the transaction rolled
     back): SQLite's one write lock waited for past its busy timeout, or the connection to
     PostgreSQL was lost (a restart, a failover; the pool replaces its connections)."""
@@ -181,7 +181,7 @@ def _database_unavailable(exc: BaseException) -> bool:
 
 
 def internal_error_response(exc: BaseException) -> Response:
-    if _database_unavailable(exc):
+    if database_unavailable(exc):
         log.warning("database unavailable: %s", exc)
         return Response(
             error_body("service_unavailable", "the database is unavailable; try again shortly"),

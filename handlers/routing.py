@@ -34,6 +34,7 @@ from opase.errors import (
     NotFound,
     OpaseError,
     PayloadTooLarge,
+    database_unavailable,
     error_response,
     internal_error_response,
 )
@@ -296,6 +297,12 @@ class Router:
             if claim is not None and not await claim.take_alone():
                 error = SignatureRejected("replayed_signature")
             return error_response(error, auth_server_url=self.settings.auth_server_url)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise  # a defect: logged and answered 500 by the app's last handler
+            # Expected under load or failover, and rolled back: answered here, so that the
+            # connection stays open (an exception let out makes the server drop it).
+            return internal_error_response(exc)
         if self.response_checker is not None:
             self.response_checker.check_live(match, request, response)
         return response

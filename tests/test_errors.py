@@ -257,3 +257,39 @@ def test_a_busy_or_lost_database_is_503_with_retry_after_not_500() -> None:
     assert internal_error_response(lost).status_code == 503
     other = sa_exc.OperationalError("SELECT ...", {}, sqlite3.OperationalError("disk I/O error"))
     assert internal_error_response(other).status_code == 500
+
+
+async def test_a_busy_database_is_answered_by_the_router_and_a_defect_still_500(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 503 for a busy or lost database is answered by the router itself: an exception let
+    out of the app makes uvicorn drop the connection after the response (clients saw
+    connection resets). Anything else is a defect and still reaches the app's last handler."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    router = app.state.router
+    url = f"{PUBLIC_URL}/op/incoming-payments/{'0' * 8}-0000-0000-0000-{'0' * 12}"
+
+    async def busy(_ctx: object) -> None:
+        raise sa_exc.OperationalError(
+            "INSERT ...", {}, sqlite3.OperationalError("database is locked")
+        )
+
+    monkeypatch.setitem(router.handlers, "get-incoming-payment", busy)
+    # raise_app_exceptions: an exception out of the app fails this request.
+    response = await CheckedClient(app, raise_app_exceptions=True).get(url)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert error_of(response)["code"] == "service_unavailable"
+
+    async def defect(_ctx: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(router.handlers, "get-incoming-payment", defect)
+    with pytest.raises(RuntimeError, match="a bug"):
+        await CheckedClient(app, raise_app_exceptions=True).get(url)
+    response = await CheckedClient(app, raise_app_exceptions=False).get(url)
+    assert response.status_code == 500
+    assert error_of(response)["code"] == "internal_error"
