@@ -37,7 +37,6 @@ from opase.storage.tables import (
     Asset,
     IncomingPayment,
     WalletAddress,
-    WebhookEvent,
     column_values,
     new_row,
     sa_table,
@@ -45,13 +44,12 @@ from opase.storage.tables import (
 from opase.wallets.service import (
     WalletAddressRecord,
 )
-from opase.webhooks.outbox import enqueue, new_event_row
+from opase.webhooks.outbox import OUTBOX, enqueue, new_event_row
 
 RESOURCE_TYPE: Final = "incoming-payment"
 PATH: Final = "/incoming-payments"
 SHARED_SECRET_BYTES: Final = 32
 _PAYMENTS: Final = sa_table(IncomingPayment)
-_EVENTS: Final = sa_table(WebhookEvent)
 EXPIRY_SWEEP_COUNT_MAX: Final = 100
 """Expired payments one sweep reports; the rest wait for the next."""
 
@@ -166,7 +164,7 @@ async def create_incoming_payment(ctx: RequestContext) -> dict[str, Any]:
     wallet = _Wallet(ctx.settings.public_url + record.path, record.asset_code, record.asset_scale)
     event = new_event_row("incoming_payment.created", _view(ctx.settings, payment, wallet), now=now)
     # Two new rows that nothing in the database decides: no transaction to hold open.
-    await ctx.insert([(_PAYMENTS, payment), (_EVENTS, event)])
+    await ctx.insert([(_PAYMENTS, payment), (OUTBOX, event)])
     return _view_with_methods(ctx, payment, wallet)
 
 

@@ -46,7 +46,8 @@ def new_event_row(
     return new_row(WebhookEvent, type=event_type, data=data, next_attempt_at=at, created_at=at)
 
 
-_EVENTS: Final = sa_table(WebhookEvent)
+OUTBOX: Final = sa_table(WebhookEvent)
+"""The outbox table, for callers that insert `new_event_row`s with their own rows."""
 
 
 async def enqueue(
@@ -56,7 +57,7 @@ async def enqueue(
     objects are flushed first, as before any statement."""
     row = new_event_row(event_type, data, now=now)
     await session.flush()
-    await session.execute(sa.insert(_EVENTS), row)
+    await session.execute(sa.insert(OUTBOX), row)
     event_id: uuid.UUID = row["id"]
     return event_id
 

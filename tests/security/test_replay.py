@@ -17,8 +17,8 @@ from opase.services import Services
 from opase.settings import Settings
 from opase.storage import autocommit_engine
 from opase.storage.migrate import upgrade
-from opase.storage.tables import SeenSignature, WebhookEvent, sa_table
-from opase.webhooks.outbox import new_event_row
+from opase.storage.tables import SeenSignature, sa_table
+from opase.webhooks.outbox import OUTBOX, new_event_row
 
 WINDOW_S: Final = 300
 CONCURRENT_COUNT: Final = 50
@@ -211,16 +211,14 @@ async def test_postgres_concurrent_take_over_of_expired_row_accepts_exactly_one(
 
 # --- the claim and an operation's new rows as one statement (PostgreSQL) ----------------------
 
-EVENTS: Final = sa_table(WebhookEvent)
-
 
 def event_rows(label: str) -> list[tuple[sa.Table, dict[str, object]]]:
-    return [(EVENTS, new_event_row("incoming_payment.created", {"label": label}))]
+    return [(OUTBOX, new_event_row("incoming_payment.created", {"label": label}))]
 
 
 async def stored_labels(services: Services) -> list[str]:
     async with services.sessions() as session:
-        data = (await session.execute(sa.select(EVENTS.c.data))).scalars().all()
+        data = (await session.execute(sa.select(OUTBOX.c.data))).scalars().all()
     return sorted(item["label"] for item in data)
 
 
