@@ -15,6 +15,13 @@ def client_of(ctx: RequestContext) -> ClientBinding:
     return ctx.client
 
 
+def forget_tokens_of(ctx: RequestContext, client: ClientBinding) -> None:
+    """After a commit that revoked or replaced tokens of the client's grant: this process
+    stops using what it cached of them (a request that read them before must not keep them)."""
+    assert client.grant_id is not None  # a token's or a continuation's binding names its grant
+    ctx.services.access_tokens.forget_grant(client.grant_id)
+
+
 async def post_request(ctx: RequestContext) -> dict[str, Any]:
     async with ctx.transaction() as session:
         return await grants.request_grant(session, ctx.settings, client_of(ctx), ctx.document)
@@ -35,6 +42,4 @@ async def delete_continue(ctx: RequestContext) -> None:
     client = client_of(ctx)
     async with ctx.transaction() as session:
         await grants.cancel_grant(session, client, ctx.path_params["id"])
-    # After the commit: a request that read the tokens before it must not keep them.
-    assert client.grant_id is not None
-    ctx.services.access_tokens.forget_grant(client.grant_id)
+    forget_tokens_of(ctx, client)

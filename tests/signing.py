@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlmodel import col
 from starlette.applications import Starlette
 
-from opase.security.bindings import token_sha256
+from opase.security.access_tokens import token_sha256
 from opase.security.client_keys import jwk_thumbprint
 from opase.security.httpsig import sign_request
 from opase.storage.tables import AccessToken, Asset, Grant

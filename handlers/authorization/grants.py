@@ -39,7 +39,8 @@ from opase.errors import (
     UnknownGrant,
     UnknownToken,
 )
-from opase.security.bindings import ClientBinding, token_sha256
+from opase.security.access_tokens import token_sha256
+from opase.security.bindings import ClientBinding
 from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant, utc_now
 from opase.wallets.service import find_wallet_address_by_url

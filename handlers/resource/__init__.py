@@ -45,13 +45,13 @@ async def local_wallet_address(
     reads through `session` when the caller holds one (a second connection per request
     could exhaust the pool under load), else on its own."""
 
+    public_url = services.settings.public_url
+
     async def load(wallet_url: str) -> WalletAddressRecord | None:
         if session is not None:
             return await find_wallet_address_by_url(session, public_url, wallet_url)
         async with services.autocommit() as own_session:
             return await find_wallet_address_by_url(own_session, public_url, wallet_url)
-
-    public_url = services.settings.public_url
 
     record = await services.local_wallet_addresses.get_or_load(url, load)
     if record is None:

@@ -21,13 +21,6 @@ from sqlmodel import col
 from opase.security.access_tokens import AccessTokens, token_sha256
 from opase.storage.tables import Grant
 
-__all__ = [
-    "ClientBinding",
-    "binding_of_access_token",
-    "binding_of_continuation",
-    "token_sha256",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class ClientBinding:

@@ -26,7 +26,7 @@ from opase.authorization.introspection import (
     introspect,
 )
 from opase.errors import error_response
-from opase.security.bindings import token_sha256
+from opase.security.access_tokens import token_sha256
 from opase.services import Services
 from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant

@@ -54,7 +54,7 @@ from opase import ledger
 from opase.app import build_app
 from opase.authorization.grants import normalized_access
 from opase.authorization.spending import SpendingLimits, create_spending, reserve
-from opase.security.bindings import token_sha256
+from opase.security.access_tokens import token_sha256
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from opase.storage.tables import (

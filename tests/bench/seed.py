@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from opase.authorization.spending import SpendingLimits, create_spending
 from opase.ledger import deposit
-from opase.security.bindings import token_sha256
+from opase.security.access_tokens import token_sha256
 from opase.security.client_keys import jwk_thumbprint
 from opase.settings import Settings, load_settings
 from opase.storage import create_engine, session_factory, upgrade_sync

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,14 +31,9 @@ SHARED_SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(settings: Settings) -> Settings:
     # `list-all` without the owner's consent, so a test can hold it without a browser.
-    return Settings(
-        public_url=PUBLIC_URL,
-        data_dir=tmp_path,
-        database_url=database_url,
-        list_all_interaction=False,
-    )
+    return settings.model_copy(update={"list_all_interaction": False})
 
 
 class Client:

@@ -3,13 +3,10 @@ balance below `liquidity_low_threshold_minor` reports it once, in the payment's 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from starlette.applications import Starlette
 
 from opase.settings import Settings
-from tests.conftest import PUBLIC_URL
 from tests.resource.test_outgoing_payments import ALICE, DAVE, Payer, events, payer, settled, usd
 
 __all__ = ["payer"]  # a fixture, used by name
@@ -17,13 +14,8 @@ THRESHOLD_MINOR = 45_000
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        public_url=PUBLIC_URL,
-        data_dir=tmp_path,
-        database_url=database_url,
-        liquidity_low_threshold_minor=THRESHOLD_MINOR,
-    )
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"liquidity_low_threshold_minor": THRESHOLD_MINOR})
 
 
 async def test_a_payment_crossing_the_threshold_reports_low_liquidity_once(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,13 +31,8 @@ QUOTE_LIFESPAN_S = 300
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        public_url=PUBLIC_URL,
-        data_dir=tmp_path,
-        database_url=database_url,
-        list_all_interaction=False,
-    )
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"list_all_interaction": False})
 
 
 def usd(value: int) -> dict[str, Any]:

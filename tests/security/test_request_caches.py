@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,13 +37,8 @@ CACHE_S = 0.4
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        public_url=PUBLIC_URL,
-        data_dir=tmp_path,
-        database_url=database_url,
-        request_cache_s=CACHE_S,
-    )
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"request_cache_s": CACHE_S})
 
 
 @pytest.fixture
