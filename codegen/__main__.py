@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             print("generated/ is up to date")
         else:
             for path in generate(GENERATED_DIR):
-                print(f"wrote {path.relative_to(GENERATED_DIR.parent)}")
+                print(f"wrote {path.relative_to(GENERATED_DIR.parent.parent)}")
     except (SyncError, GenerationError, PatchError) as exc:
         print(f"codegen: {exc}", file=sys.stderr)
         return 1

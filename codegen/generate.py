@@ -25,8 +25,10 @@ import yaml
 
 from codegen.config import (
     GENERATED_DIR,
+    GENERATED_PACKAGE,
     HANDLERS_DIR,
     IMPORT_PACKAGE,
+    OPERATIONS_PACKAGE,
     SECURITY_HEADERS,
     SPECS,
     SpecConfig,
@@ -210,6 +212,11 @@ def request_schemas(
 # -- route table --------------------------------------------------------------------------
 
 
+def handler_module(server: str, tag: str) -> str:
+    """The operation module of a tag, below the import package: `api.<server>.<tag>`."""
+    return f"{OPERATIONS_PACKAGE}.{server}.{snake_case(tag)}"
+
+
 def handler_functions(module: str) -> set[str]:
     """The async functions a handler module defines (read, not imported)."""
     source_file = HANDLERS_DIR.joinpath(*module.split(".")).with_suffix(".py")
@@ -231,11 +238,10 @@ def operations_of(
                 continue
             operation_id = operation["operationId"]
             tags = operation.get("tags", [])
-            modules = [spec.tag_modules[t] for t in tags if t in spec.tag_modules]
-            if len(modules) != 1:
+            if len(tags) != 1:
                 raise GenerationError(
-                    f"{spec.name} {operation_id}: tags {tags} map to {len(modules)} handler "
-                    "modules (add the tag to codegen/config.py)"
+                    f"{spec.name} {operation_id}: needs exactly one tag (it names the "
+                    f"operation module api/{spec.server}/<tag>.py), has {tags}"
                 )
             security = operation.get("security", default_security)
             statuses = sorted(int(code) for code in operation["responses"] if code.isdigit())
@@ -248,7 +254,7 @@ def operations_of(
                 "method": method.upper(),
                 "path": path,
                 "security": tuple(sorted({name for req in security for name in req})),
-                "handler_module": modules[0],
+                "handler_module": handler_module(spec.server, tags[0]),
                 "handler_function": snake_case(operation_id),
                 "request_model": request_model if request_model in model_names else None,
                 "models_module": spec.models_module,
@@ -260,7 +266,7 @@ def operations_of(
 
 def check_handlers(operations: list[dict[str, Any]]) -> None:
     missing = [
-        f"{op['operation_id']} -> handlers/{op['handler_module'].replace('.', '/')}.py: "
+        f"{op['operation_id']} -> handlers/opase/{op['handler_module'].replace('.', '/')}.py: "
         f"async def {op['handler_function']}"
         for op in operations
         if op["handler_function"] not in handler_functions(op["handler_module"])
@@ -304,7 +310,7 @@ def render_routes(operations: list[dict[str, Any]]) -> str:
     lines = [ROUTES_HEADER]
     for op in operations:
         request_model = (
-            f"{IMPORT_PACKAGE}.generated.{op['models_module']}:{op['request_model']}"
+            f"{GENERATED_PACKAGE}.{op['models_module']}:{op['request_model']}"
             if op["request_model"]
             else None
         )
@@ -361,6 +367,9 @@ def generate(output_dir: Path) -> list[Path]:
     return [*written, schemas_file, routes_file, init_file]
 
 
+GENERATED_LABEL = f"generated/{GENERATED_PACKAGE}"
+
+
 def check(output_dir: Path = GENERATED_DIR) -> list[str]:
     """Differences between `output_dir` and a fresh generation (empty when clean)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -371,11 +380,11 @@ def check(output_dir: Path = GENERATED_DIR) -> list[str]:
             for p in output_dir.rglob("*")
             if p.is_file() and "__pycache__" not in p.parts
         }
-        differences = [f"stale file: generated/{p}" for p in sorted(present - fresh)]
+        differences = [f"stale file: {GENERATED_LABEL}/{p}" for p in sorted(present - fresh)]
         for relative in sorted(fresh):
             current = output_dir / relative
             if not current.exists():
-                differences.append(f"missing: generated/{relative}")
+                differences.append(f"missing: {GENERATED_LABEL}/{relative}")
             elif current.read_bytes() != (fresh_dir / relative).read_bytes():
-                differences.append(f"differs: generated/{relative}")
+                differences.append(f"differs: {GENERATED_LABEL}/{relative}")
     return differences

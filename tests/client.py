@@ -8,7 +8,7 @@ import httpx
 from starlette.applications import Starlette
 
 from opase.errors import OpaseError
-from opase.response_check import ResponseChecker
+from opase.web.response_check import ResponseChecker
 
 
 class CheckedClient(httpx.AsyncClient):

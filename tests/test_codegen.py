@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from codegen import config, generate, patches, sync
-from opase.generated.routes import OPERATIONS
+from opase_generated.routes import OPERATIONS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,8 +84,7 @@ def sandbox_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, path)
     specs = tuple(
-        config.SpecConfig(s.name, s.server, s.models_module, s.tag_modules, upstream=False)
-        for s in config.SPECS
+        config.SpecConfig(s.name, s.server, s.models_module, upstream=False) for s in config.SPECS
     )
     monkeypatch.setattr(generate, "SPECS", specs)
     monkeypatch.setattr(sync, "SPECS", specs)
@@ -111,9 +110,11 @@ def test_changing_a_spec_field_changes_the_generated_model(sandbox_repo: Path) -
 
 
 def test_an_operation_without_handler_fails_generation(sandbox_repo: Path) -> None:
-    quotes = sandbox_repo / "handlers" / "quotes.py"
+    quotes = sandbox_repo / "handlers" / "opase" / "api" / "resource" / "quote.py"
     quotes.write_text(quotes.read_text().replace("async def get_quote", "async def get_quote_x"))
-    with pytest.raises(generate.GenerationError, match=r"get-quote -> handlers/quotes\.py"):
+    with pytest.raises(
+        generate.GenerationError, match=r"get-quote -> handlers/opase/api/resource/quote\.py"
+    ):
         generate.generate(sandbox_repo / "out")
 
 
@@ -147,7 +148,9 @@ def test_a_patch_whose_upstream_text_changed_fails(sandbox_repo: Path) -> None:
 
 
 def test_the_complete_incoming_payment_patch_is_applied() -> None:
-    document = json.loads((REPO / "generated" / "specs" / "resource-server.json").read_text())
+    document = json.loads(
+        (REPO / "generated" / "opase_generated" / "specs" / "resource-server.json").read_text()
+    )
     schema = document["paths"]["/incoming-payments/{id}/complete"]["post"]["responses"]["200"][
         "content"
     ]["application/json"]["schema"]
@@ -158,7 +161,9 @@ def test_the_complete_incoming_payment_patch_is_applied() -> None:
 
 
 def test_the_list_incoming_payments_patch_is_applied() -> None:
-    document = json.loads((REPO / "generated" / "specs" / "resource-server.json").read_text())
+    document = json.loads(
+        (REPO / "generated" / "opase_generated" / "specs" / "resource-server.json").read_text()
+    )
     schema = document["paths"]["/incoming-payments"]["get"]["responses"]["200"]["content"][
         "application/json"
     ]["schema"]

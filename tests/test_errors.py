@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 import opase.errors as errors_module
 from opase.app import build_app
 from opase.errors import OpaseError, error_response
-from opase.generated.routes import OPERATIONS
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
+from opase_generated.routes import OPERATIONS
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL, Seeded
 from tests.signing import ClientIdentity, GnapAuth, IssuedGrant, issue_grant, register_client

@@ -10,7 +10,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from opase.keys import public_jwk
+from opase.security.key_pairs import public_jwk
 from tests.node_oracle import sign_with_official_library
 from tests.servers import sandbox
 

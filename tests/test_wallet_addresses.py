@@ -9,10 +9,10 @@ import pytest
 from starlette.applications import Starlette
 
 from opase.app import build_app
-from opase.response_check import ResponseViolation
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from opase.wallets.service import add_key, deactivate_wallet_address
+from opase.web.response_check import ResponseViolation
 from tests.client import CheckedClient
 from tests.conftest import KEY_X, PUBLIC_URL, Seeded, seed
 

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from opase.generated.routes import OPERATIONS
+from opase_generated.routes import OPERATIONS
 from tests.client import CheckedClient
 from tests.conftest import KEY_X, PUBLIC_URL
 
@@ -220,7 +220,7 @@ async def test_a_repeated_key_generation_returns_the_same_key_once(
 
 
 def test_every_operation_taking_an_idempotency_key_declares_the_409_of_a_reused_key() -> None:
-    from opase.validation import load_validators
+    from opase.web.validation import load_validators
 
     validators = load_validators(tuple(ADMIN_OPERATIONS))
     keyed = [

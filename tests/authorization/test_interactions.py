@@ -18,8 +18,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from opase.api.auth.interaction import html_page
 from opase.app import build_app
-from opase.interactions import html_page
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from opase.storage.tables import Grant, utc_now

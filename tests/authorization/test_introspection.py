@@ -17,7 +17,7 @@ import pytest
 from starlette.applications import Starlette
 
 from opase.app import build_app, build_introspection_app, check_roles, parse_roles
-from opase.authorization.introspection import (
+from opase.authorization.introspectors import (
     CachedIntrospector,
     HttpIntrospector,
     InProcessIntrospector,

@@ -1,7 +1,7 @@
 """The baseline: the least a Starlette app can do to answer with a small JSON document.
 
 `python -m tests.bench.bare_app --host H --port P --workers N` serves it exactly as
-`opase serve` serves opase (`opase.serving`: uvicorn, uvloop, httptools, one socket per
+`opase serve` serves opase (`opase.cli.serve`: uvicorn, uvloop, httptools, one socket per
 worker). It answers `GET /` with a document shaped like a wallet address, so the ratio of
 opase's requests/s to this app's is what opase's own code costs on top of uvicorn +
 Starlette.
@@ -36,7 +36,7 @@ def create_app() -> Starlette:
 
 
 def main() -> None:
-    from opase.serving import config_for, serve
+    from opase.cli.serve import config_for, serve
 
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bare_app")
     parser.add_argument("--host", default="127.0.0.1")

@@ -1,5 +1,5 @@
 """The servers under test, started as a user starts them: opase with `opase serve --workers N`
-(one SO_REUSEPORT socket per worker, `opase.serving`), the bare baseline with the same
+(one SO_REUSEPORT socket per worker, `opase.cli.serve`), the bare baseline with the same
 serving code (`python -m tests.bench.bare_app`), so the two differ only in the app.
 
 `running(spec, workers, work_dir, database_url)` prepares the server's data (opase:

@@ -33,8 +33,8 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 
-from opase.security import Authenticator, _header_lists
 from opase.security.access_tokens import load_live_token
+from opase.security.authenticator import Authenticator, _header_lists
 from opase.security.bindings import ClientBinding, binding_of_access_token
 from opase.security.httpsig import (
     Message,

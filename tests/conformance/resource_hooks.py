@@ -49,11 +49,17 @@ from requests.structures import CaseInsensitiveDict
 from schemathesis.core.parameters import ParameterLocation
 
 import tests.conformance.hooks  # noqa: F401  (registers the string formats)
-from opase.response_check import GENERIC_ERROR_STATUSES
+from opase.web.response_check import GENERIC_ERROR_STATUSES
 from tests.conformance.request_signing import RequestSigner
 from tests.conformance.sandbox_world import SandboxWorld, resource_id
 
-SPEC: Final = Path(__file__).resolve().parents[2] / "generated" / "specs" / "resource-server.json"
+SPEC: Final = (
+    Path(__file__).resolve().parents[2]
+    / "generated"
+    / "opase_generated"
+    / "specs"
+    / "resource-server.json"
+)
 ENV_MANIFEST: Final = "CONFORMANCE_MANIFEST"
 ENV_STATUS_LOG: Final = "CONFORMANCE_STATUS_LOG"
 PLACEHOLDER_TOKEN: Final = "conformance-placeholder"
@@ -383,7 +389,7 @@ def _reason(response: schemathesis.Response) -> str | None:
 ERROR_STATUSES_UNDECLARED: Final = frozenset(
     status for status in GENERIC_ERROR_STATUSES if status < 500
 )
-"""What opase may answer where an operation declares no such status (opase.response_check):
+"""What opase may answer where an operation declares no such status (opase.web.response_check):
 resource-server.yaml declares no 400 for most operations, no 404 for the lists, no 409 for
 complete-incoming-payment, although a request can call for them. 5xx stay failures
 (`not_a_server_error`)."""

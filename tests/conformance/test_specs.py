@@ -16,7 +16,7 @@ import pytest
 from tests.servers import RunningSandbox, sandbox
 
 REPO = Path(__file__).resolve().parent.parent.parent
-SPECS = REPO / "generated" / "specs"
+SPECS = REPO / "generated" / "opase_generated" / "specs"
 SCHEMATHESIS_TIMEOUT_S = 300
 AUTH_SERVER_OPERATIONS = (
     "POST /", "POST /continue/{id}", "DELETE /continue/{id}", "POST /token/{id}",

@@ -22,13 +22,13 @@ from sqlmodel import col
 from starlette.applications import Starlette
 
 from opase.app import build_app
+from opase.cli.sandbox import SEED, ase_settings, seed_ase
 from opase.idp.sessions import (
     LOGIN_ATTEMPTS_PER_USERNAME_MAX,
     SESSION_COOKIE,
     count_login_attempt,
     purge_login_attempts,
 )
-from opase.sandbox import SEED, ase_settings, seed_ase
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from opase.storage.tables import Grant, IdpLoginFailure, IdpSession, utc_now

@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from sqlmodel import col
 from starlette.applications import Starlette
 
-from opase.authorization.introspection import INACTIVE, CachedIntrospector, Introspector
+from opase.api.resource.common import local_wallet_address
+from opase.authorization.introspectors import INACTIVE, CachedIntrospector, Introspector
 from opase.cache import TtlCache
 from opase.errors import InvalidRequest
-from opase.resource import local_wallet_address
 from opase.security.access_tokens import AccessTokens
 from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant, utc_now

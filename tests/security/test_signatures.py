@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from starlette.applications import Starlette
 
-from opase.security import TOKEN_OPTIONAL
+from opase.security.authenticator import TOKEN_OPTIONAL
 from opase.security.httpsig import (
     Message,
     SignatureRejected,

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from opase.serving import config_for, serve
+from opase.cli.serve import config_for, serve
 
 
 def create_app() -> Starlette:

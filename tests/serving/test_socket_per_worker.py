@@ -1,4 +1,4 @@
-"""`opase serve --workers N` (`opase.serving`): a burst of keep-alive connections opened at
+"""`opase serve --workers N` (`opase.cli.serve`): a burst of keep-alive connections opened at
 once is spread over the workers (with one shared socket, the first worker awake takes them
 all), and a worker killed with SIGKILL is replaced on its own socket."""
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 from starlette.applications import Starlette
 
-from opase.incoming_payments import report_expired_incoming_payments
+from opase.api.resource.incoming_payment import report_expired_incoming_payments
 from opase.settings import Settings
 from opase.storage.tables import IncomingPayment, WebhookEvent
 from opase.webhooks.liquidity import note_available_balance

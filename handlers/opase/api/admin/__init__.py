@@ -1,0 +1,1 @@
+"""The admin API's operations (specs/admin.yaml): the ASE's back office."""

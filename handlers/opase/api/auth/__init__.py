@@ -1,0 +1,1 @@
+"""The authorization server's operations (auth-server, interaction and idp specs)."""

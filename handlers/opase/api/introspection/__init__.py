@@ -1,0 +1,1 @@
+"""Token introspection for resource servers in other processes (specs/introspection.yaml)."""

@@ -1,0 +1,1 @@
+"""The resource server's operations (resource-server spec) and their shared steps."""

@@ -1,0 +1,1 @@
+"""The wallet address server's operations: the public documents of wallet addresses."""

@@ -1,0 +1,1 @@
+"""The built-in identity provider's pages; see `app`."""

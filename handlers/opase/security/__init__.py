@@ -1,0 +1,1 @@
+"""Proving who sent a request: RFC 9421 signatures, client keys, replay, access tokens."""
