@@ -45,11 +45,12 @@ def codegen(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff and mypy --strict over the hand-written code."""
+    """ruff, the import contracts and mypy --strict over the hand-written code."""
     # mypy reads the checkout itself (mypy_path: handlers/, generated/): no install of opase.
     install(session, "lint", "test", "codegen")
     session.run("ruff", "check", "handlers", "codegen", "tests", "noxfile.py")
     session.run("ruff", "format", "--check", "handlers", "codegen", "tests", "noxfile.py")
+    session.run("lint-imports")  # the layering contracts of pyproject.toml
     session.run("mypy", "-p", "opase")
     session.run("mypy", "codegen")
 

@@ -31,7 +31,7 @@ class CheckedClient(httpx.AsyncClient):
         if request.method == "OPTIONS":
             return  # CORS preflight: answered by the middleware, outside every spec
         try:
-            match = self.router.match(
+            match = self.router.routes.match(
                 request.method,
                 request.url.raw_path.decode().split("?")[0],
                 request.url.netloc.decode(),

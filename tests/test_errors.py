@@ -12,9 +12,10 @@ from starlette.applications import Starlette
 
 import opase.errors as errors_module
 from opase.app import build_app
-from opase.errors import OpaseError, error_response
+from opase.errors import OpaseError
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
+from opase.web.error_responses import error_response
 from opase_generated.routes import OPERATIONS
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL, Seeded
@@ -246,7 +247,7 @@ def test_a_busy_or_lost_database_is_503_with_retry_after_not_500() -> None:
 
     from sqlalchemy import exc as sa_exc
 
-    from opase.errors import internal_error_response
+    from opase.web.error_responses import internal_error_response
 
     busy = sa_exc.OperationalError("INSERT ...", {}, sqlite3.OperationalError("database is locked"))
     response = internal_error_response(busy)

@@ -1,9 +1,38 @@
 """Amounts: integer minor units inside, uint64 strings on the wire, their asset scale applied
-exactly when people read them."""
+exactly when people read them. The bounds every layer checks against live here."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
+
+UINT64_MAX: Final = 2**64 - 1
+"""The largest amount the wire format admits (`value`: a string of a uint64)."""
+AMOUNT_MINOR_MAX: Final = 2**63 - 1
+"""The largest amount opase holds: the ledger's running sums and every amount column are
+BIGINT. A wire amount above it is refused, never wrapped or rounded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """An amount in an asset: `value_minor` minor units at `asset_scale`."""
+
+    value_minor: int
+    asset_code: str
+    asset_scale: int
+
+    @classmethod
+    def from_wire(cls, amount: dict[str, Any]) -> Amount:
+        """The Open Payments `amount` object, already checked against its schema (a uint64
+        string `value`): exact, no rounding."""
+        return cls(int(amount["value"]), amount["assetCode"], amount["assetScale"])
+
+    @property
+    def asset(self) -> tuple[str, int]:
+        return (self.asset_code, self.asset_scale)
+
+    def wire(self) -> dict[str, Any]:
+        return wire_amount(self.value_minor, self.asset_code, self.asset_scale)
 
 
 def wire_amount(value_minor: int, asset_code: str, asset_scale: int) -> dict[str, Any]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any, Final, Literal, get_args
 
 from starlette.applications import Starlette
@@ -21,9 +20,8 @@ from opase.services import Services
 from opase.settings import Settings, load_settings
 from opase.web.cors import PublicCORSMiddleware
 from opase.web.router import Router, render_unhandled
-from opase.webhooks.delivery import deliver_forever
+from opase.workers import BackgroundLoop, background_loops
 
-BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 """A worker loop the app runs for its lifetime: it returns soon after the event is set."""
 
 if not __debug__:
@@ -108,11 +106,7 @@ def build_app(
     pages: list[BaseRoute] = []
     if "auth" in roles and settings.idp_consent_url is None:
         pages.append(Mount(idp_base_path(settings), app=build_idp_app(settings, services)))
-    # Every public process delivers webhook events (the outbox is shared); processes of the
-    # resource server also settle outgoing payments.
-    background: list[BackgroundLoop] = [partial(deliver_forever, services.sessions, settings)]
-    if "resource" in roles:
-        background.append(services.payments.run_forever)
+    background = background_loops(services, settings, roles)
     return _starlette(
         router, settings.public_url, middleware=[cors], routes=pages, background=background
     )

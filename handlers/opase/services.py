@@ -1,11 +1,12 @@
-"""The long-lived objects one opase process shares across requests."""
+"""The long-lived objects one opase process shares across requests: the composition root
+of the domain services, below the request path (which reaches them as `ctx.services`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.responses import Response
 
 from opase.authorization.introspectors import (
     CachedIntrospector,
@@ -14,14 +15,10 @@ from opase.authorization.introspectors import (
     Introspector,
 )
 from opase.cache import TtlCache
-from opase.payments.outgoing import PaymentRunner
+from opase.payments.runner import PaymentRunner
 from opase.security.access_tokens import AccessTokens
 from opase.security.client_keys import ClientKeys
 from opase.security.replay import DatabaseReplayCache, InProcessReplayCache, ReplayCache
-
-if TYPE_CHECKING:
-    from opase.api.wallet_address.wallet_address import PublicDocument
-    from opase.wallets.service import WalletAddressRecord
 from opase.settings import Settings
 from opase.storage import (
     autocommit_engine,
@@ -29,6 +26,7 @@ from opase.storage import (
     create_engine,
     session_factory,
 )
+from opase.wallets.service import WalletAddressRecord
 from opase.webhooks.not_found import NotFoundReporter
 
 
@@ -40,9 +38,9 @@ class Services:
     autocommit: async_sessionmaker[AsyncSession]
     """Sessions whose every statement is its own transaction: for hot paths of single
     statements (a read, the replay cache's claim), without BEGIN and ROLLBACK round trips."""
-    wallet_address_documents: TtlCache[str, PublicDocument | None]
+    wallet_address_documents: TtlCache[str, Response | None]
     """Wallet address documents, ready to send, by path; None remembers a 404 briefly."""
-    wallet_address_keys: TtlCache[str, PublicDocument | None]
+    wallet_address_keys: TtlCache[str, Response | None]
     """JWKS documents, ready to send, by wallet address path."""
     client_keys: ClientKeys
     """The keys clients sign requests with, by client wallet address."""
@@ -65,7 +63,7 @@ class Services:
     def create(cls, settings: Settings) -> Services:
         engine = create_engine(settings)
 
-        def cache() -> TtlCache[str, PublicDocument | None]:
+        def cache() -> TtlCache[str, Response | None]:
             return TtlCache(
                 ttl_s=settings.wallet_address_cache_s,
                 count_max=settings.wallet_address_cache_count_max,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.pricing import fees as fee_service
 from opase.pricing import rates as rate_service
-from opase.storage.tables import AMOUNT_MINOR_MAX
 from tests.client import CheckedClient
 
 SOME_ID = "0b0e6f0e-3f4b-4a57-9d59-3c1d1b6f0a11"

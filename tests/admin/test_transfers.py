@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from opase.ledger import service as ledger
-from opase.ledger.service import TransferCursor
+from opase import ledger
+from opase.ledger import TransferCursor
 from tests.admin.test_admin_api import SOME_ID, create_wallet
 from tests.client import CheckedClient
 

@@ -25,11 +25,11 @@ from opase.authorization.introspectors import (
     covers,
     introspect,
 )
-from opase.errors import error_response
 from opase.security.access_tokens import token_sha256
 from opase.services import Services
 from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant
+from opase.web.error_responses import error_response
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL
 from tests.signing import ClientIdentity

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.authorization.spending import (
     LimitExceeded,
     OutsideInterval,
@@ -29,7 +30,7 @@ from opase.authorization.spending import (
 )
 from opase.settings import Settings
 from opase.storage import create_engine, session_factory, upgrade
-from opase.storage.tables import AMOUNT_MINOR_MAX, Grant, GrantSpending
+from opase.storage.tables import Grant, GrantSpending
 
 DAILY: Final = "R/2026-01-01T00:00:00Z/P1D"
 JAN_1: Final = datetime(2026, 1, 1, tzinfo=UTC)

@@ -34,7 +34,6 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 
 from opase.security.access_tokens import load_live_token
-from opase.security.authenticator import Authenticator, _header_lists
 from opase.security.bindings import ClientBinding, binding_of_access_token
 from opase.security.httpsig import (
     Message,
@@ -47,6 +46,7 @@ from opase.security.httpsig import (
 from opase.services import Services
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
+from opase.web.authentication import Authenticator, _header_lists
 from tests.signing import ClientIdentity, issue_grant, register_client
 
 PUBLIC_URL: Final = "https://wallet.example"

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.ledger import (
     TRANSFER_PAGE_LIMIT_MAX,
     AuditDifference,
@@ -24,7 +25,7 @@ from opase.ledger import (
     void_pending,
     withdraw,
 )
-from opase.storage.tables import AMOUNT_MINOR_MAX, LedgerAccount, LedgerTransfer, utc_now
+from opase.storage.tables import LedgerAccount, LedgerTransfer, utc_now
 from tests.ledger.conftest import Accounts
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.ledger import (
     AccountNotFound,
     AssetMismatch,
@@ -23,7 +24,6 @@ from opase.ledger import (
     transfer,
     withdraw,
 )
-from opase.storage.tables import AMOUNT_MINOR_MAX
 from tests.ledger.conftest import PEER_CREDIT_LIMIT_MINOR, Accounts, snapshot
 
 

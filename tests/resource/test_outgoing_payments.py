@@ -19,7 +19,7 @@ from sqlmodel import col
 from starlette.applications import Starlette
 
 from opase.ledger import audit, balance_minor, deposit, fees_account
-from opase.payments import outgoing
+from opase.payments import outgoing, runner
 from opase.storage.tables import (
     Asset,
     IncomingPayment,
@@ -330,7 +330,7 @@ async def test_a_receiver_that_expired_before_settling_fails_the_payment_and_giv
     await set_payment(app, receiver, expires_at=utc_now() - timedelta(seconds=1))
 
     later = utc_now() + timedelta(seconds=app.state.settings.outgoing_payment_lease_s + 1)
-    assert await outgoing.run_due(app.state.services.sessions, app.state.settings, now=later) == 1
+    assert await runner.run_due(app.state.services.sessions, app.state.settings, now=later) == 1
     read = (await payer.get(payment["id"], token)).json()
     assert read["failed"] is True and read["sentAmount"] == usd(0)
     assert await balances(app, "/alice", "/dave") == [ALICE_FUNDS_MINOR, 0]
@@ -362,10 +362,10 @@ async def test_the_worker_settles_a_payment_its_creator_never_settled(
     token = await payer.outgoing_token(app)
     payment = await payer.paid(token, incomingPayment=receiver, debitAmount=usd(250))
     sessions, settings = app.state.services.sessions, app.state.settings
-    assert await outgoing.run_due(sessions, settings) == 0  # its lease has not run out
+    assert await runner.run_due(sessions, settings) == 0  # its lease has not run out
     later = utc_now() + timedelta(seconds=app.state.settings.outgoing_payment_lease_s + 1)
-    assert await outgoing.run_due(sessions, settings, now=later) == 1
-    assert await outgoing.run_due(sessions, settings, now=later) == 0  # settled once
+    assert await runner.run_due(sessions, settings, now=later) == 1
+    assert await runner.run_due(sessions, settings, now=later) == 0  # settled once
     assert (await payer.get(payment["id"], token)).json()["sentAmount"] == usd(250)
     assert await balances(app, "/alice", "/dave") == [ALICE_FUNDS_MINOR - 250, 250]
     await audit_clean(app)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.pricing.quoting import (
     FeeTerms,
     QuoteAmounts,
@@ -18,7 +19,6 @@ from opase.pricing.quoting import (
     fixed_receive,
     fixed_send,
 )
-from opase.storage.tables import AMOUNT_MINOR_MAX
 
 # 1 USD = 0.9137 EUR; USD scale 2, EUR scale 3: one cent buys 9.137 EUR thousandths.
 USD_EUR = QuoteTerms(

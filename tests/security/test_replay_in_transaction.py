@@ -1,5 +1,5 @@
 """The resource server's writes record their request's signature in their own transaction
-(`opase.security.authenticator.CLAIM_IN_TRANSACTION`): a replay is refused whether it races the original
+(`opase.web.authentication.CLAIM_IN_TRANSACTION`): a replay is refused whether it races the original
 or comes after a refusal, and whatever the state has become meanwhile it changes nothing."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 from starlette.applications import Starlette
 
-from opase.api.resource.common import local_wallet_address
+from opase.api.resource.authorize import local_wallet_address
 from opase.authorization.introspectors import INACTIVE, CachedIntrospector, Introspector
 from opase.cache import TtlCache
 from opase.errors import InvalidRequest

@@ -17,7 +17,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from starlette.applications import Starlette
 
-from opase.security.authenticator import TOKEN_OPTIONAL
 from opase.security.httpsig import (
     Message,
     SignatureRejected,
@@ -29,6 +28,7 @@ from opase.security.httpsig import (
     verify_signature,
 )
 from opase.wallets.service import add_key, revoke_key, wallet_address_id_by_path
+from opase.web.authentication import TOKEN_OPTIONAL
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL
 from tests.node_oracle import sign_with_official_library

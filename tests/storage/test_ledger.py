@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from opase.ledger.service import (
+from opase.amounts import AMOUNT_MINOR_MAX
+from opase.ledger import (
     BalanceOverflow,
     IdempotencyKeyReused,
     account_balance_minor,
@@ -21,7 +22,7 @@ from opase.ledger.service import (
     settlement_account,
     wallet_account,
 )
-from opase.storage.tables import AMOUNT_MINOR_MAX, LedgerAccount, LedgerTransfer
+from opase.storage.tables import LedgerAccount, LedgerTransfer
 from opase.wallets.service import create_asset, create_wallet_address
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from opase.ledger.service import balance_minor
+from opase.ledger import balance_minor
 from opase.storage.tables import LedgerAccount, WalletAddress, WalletAddressKey
 from opase.wallets.service import (
     WalletAddressRecord,

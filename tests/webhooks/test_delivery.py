@@ -27,6 +27,7 @@ from opase.storage.tables import IncomingPayment, WebhookEvent
 from opase.webhooks.delivery import canonical_json, deliver_due, deliver_forever, event_body
 from opase.webhooks.outbox import enqueue
 from opase.webhooks.service import set_webhook
+from opase.workers import background_loops
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL, seed
 from tests.webhooks.conftest import SECRET, Receiver, verify_signature
@@ -311,11 +312,14 @@ async def test_the_worker_sweeps_expired_incoming_payments_into_the_outbox(
         )
         session.add(payment)
         await session.commit()
+    # The loops every public process runs, as the app starts them: the expiry sweep puts
+    # the event in the outbox, delivery sends it.
     stop = asyncio.Event()
-    worker = asyncio.create_task(deliver_forever(sessions, webhook_settings, stop))
+    loops = background_loops(apps[0].state.services, webhook_settings, roles=("wallet",))
+    workers = [asyncio.create_task(loop(stop)) for loop in loops]
     await asyncio.wait_for(endpoint.any_accepted.wait(), timeout=DEADLINE_S)
     stop.set()
-    await asyncio.wait_for(worker, timeout=DEADLINE_S)
+    await asyncio.wait_for(asyncio.gather(*workers), timeout=DEADLINE_S)
     ((event_type, data),) = [(e["type"], e["data"]) for e in endpoint.events.values()]
     assert event_type == "incoming_payment.expired"
     assert data["id"] == f"{PUBLIC_URL}/op/incoming-payments/{payment.id}"

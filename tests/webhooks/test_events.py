@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 from starlette.applications import Starlette
 
-from opase.api.resource.incoming_payment import report_expired_incoming_payments
+from opase.payments import incoming
 from opase.settings import Settings
 from opase.storage.tables import IncomingPayment, WebhookEvent
 from opase.webhooks.liquidity import note_available_balance
@@ -93,10 +93,10 @@ async def test_each_expired_payment_is_reported_once(
         )
         await session.commit()
     async with sessions() as session:
-        assert await report_expired_incoming_payments(session, settings, now) == 2
+        assert await incoming.report_expired(session, settings, now) == 2
         await session.commit()
     async with sessions() as session:
-        assert await report_expired_incoming_payments(session, settings, now) == 0
+        assert await incoming.report_expired(session, settings, now) == 0
         await session.commit()
     reported = await events(sessions)
     assert {event_type for event_type, _ in reported} == {"incoming_payment.expired"}
@@ -115,10 +115,10 @@ async def test_a_sweep_that_rolls_back_reports_again(
         await _payment(session, seeded.alice_id, now - timedelta(seconds=1))
         await session.commit()
     async with sessions() as session:
-        assert await report_expired_incoming_payments(session, settings, now) == 1
+        assert await incoming.report_expired(session, settings, now) == 1
         await session.rollback()
     async with sessions() as session:
-        assert await report_expired_incoming_payments(session, settings, now) == 1
+        assert await incoming.report_expired(session, settings, now) == 1
         await session.commit()
     assert len(await events(sessions)) == 1
 

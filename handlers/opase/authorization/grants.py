@@ -26,6 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from opase import base64url
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.authorization.intervals import parse_repeating_interval
 from opase.authorization.spending import SpendingLimits, create_spending
 from opase.errors import (
@@ -48,8 +50,6 @@ from opase.wallets.service import find_wallet_address_by_url
 TOKEN_BYTES: Final = 24
 """192 bits of randomness per token: unguessable, and short enough for a header."""
 NONCE_BYTES: Final = 16
-AMOUNT_MINOR_MAX: Final = 2**63 - 1
-"""The ledger's bound; a larger limit could never be reached, so it is refused as an error."""
 LIST_ACTIONS_NEEDING_CONSENT: Final = frozenset({"list-all"})
 
 
@@ -467,5 +467,5 @@ def finish_hash(
     ).encode()
     digest = hashlib.sha256(material).digest()
     if settings.finish_hash_encoding == "base64url":
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return base64url.encode(digest)
     return base64.b64encode(digest).decode()

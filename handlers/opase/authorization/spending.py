@@ -33,8 +33,9 @@ from typing import Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.authorization.intervals import parse_repeating_interval
-from opase.storage.tables import AMOUNT_MINOR_MAX, GrantSpending, UtcDateTime, sa_table
+from opase.storage.tables import GrantSpending, UtcDateTime, sa_table
 
 _TABLE: Final = sa_table(GrantSpending)
 

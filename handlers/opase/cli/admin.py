@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from opase.ledger import service as ledger
+from opase import ledger
 from opase.security.key_pairs import generate_key_pair, public_jwk
 from opase.services import Services
 from opase.settings import Settings

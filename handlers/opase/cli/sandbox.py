@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from opase.amounts import format_amount
 from opase.app import build_admin_app, build_app
-from opase.ledger.service import balance_minor, deposit
+from opase.ledger import balance_minor, deposit
 from opase.security.key_pairs import generate_key_pair
 from opase.services import Services
 from opase.settings import Settings

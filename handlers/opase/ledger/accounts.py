@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.ledger._sql import dialect_name, insert_unless_conflict
 from opase.ledger.errors import AccountNotFound
-from opase.storage.tables import AMOUNT_MINOR_MAX, LedgerAccount, sa_table, utc_now
+from opase.storage.tables import LedgerAccount, sa_table, utc_now
 
 LOCKED_ACCOUNT_COUNT_MAX: Final = 1_000
 """The most accounts one statement locks (`void_expired` locks a batch's accounts at once)."""

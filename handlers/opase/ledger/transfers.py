@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.ledger._sql import insert_unless_conflict
 from opase.ledger.accounts import (
     balance_of,
@@ -45,7 +46,6 @@ from opase.ledger.errors import (
     TransferNotPending,
 )
 from opase.storage.tables import (
-    AMOUNT_MINOR_MAX,
     LEDGER_MEMO_LENGTH_MAX,
     LEDGER_TRANSFER_KINDS,
     LedgerAccount,

@@ -2,22 +2,25 @@
 
 A payment's life, in three transactions, each all-or-nothing:
 
-1. `start` (in the create request's transaction, with the quote taken and the grant's
-   limits reserved by the caller): the debit amount is reserved on the sender's account, a
-   pending transfer to the send asset's settlement account, and the payment is stored as
-   `sending` with an `outgoing_payment.created` event.
-2. `execute` settles it: the incoming payment receives the receive amount (one conditional
-   UPDATE: only while it is open, unexpired and below its cap), the reservation is posted,
-   and the settlement accounts pay the receiver and the fees accounts. The ASE's settlement
-   account in each asset is the counterparty of the conversion: for one asset the legs net
-   to zero on it; across two, it keeps the send-asset debit and pays out in the receive asset.
+1. `create` (in the create request's transaction): take the quote (`take_quote`) or price one
+   (`incomingPayment` + `debitAmount`), check the grant's `receiver` and the assets of its
+   limits, count the payment against the grant's limits (`spending.reserve`, one
+   conditional UPDATE, so concurrent payments cannot overspend), reserve the debit on the
+   sender's account (a pending transfer to the send asset's settlement account) and store
+   the payment as `sending` with an `outgoing_payment.created` event.
+2. `execute` settles it: the receiver is credited the receive amount (`incoming.receive`,
+   the one crediting function: only while it still receives, never past its cap), the
+   reservation is posted, and the settlement accounts pay the receiver and the fees
+   accounts. The ASE's settlement account in each asset is the counterparty of the
+   conversion: for one asset the legs net to zero on it; across two, it keeps the
+   send-asset debit and pays out in the receive asset.
 3. `fail`, when the receiver refuses or the reservation has expired: the grant's spent sums
    and the reservation are given back; the payment ends `failed` with its reason.
 
-The request that creates a payment executes it at once after its commit (`PaymentRunner`);
-a worker (`run_due`) takes up every payment still `sending` past its `next_attempt_at`,
-so a payment whose process died is finished by another or after a restart. Claims are
-conditional UPDATEs of `state`: two executors never both settle one payment.
+The request that creates a payment executes it at once after its commit; a worker takes up
+every payment still `sending` past its lease (`opase.payments.runner`), so a payment whose
+process died is finished by another or after a restart. Claims are conditional UPDATEs of
+`state`: two executors never both settle one payment.
 
 Lock order, the same in every transaction so none can deadlock: the payment row, the
 incoming payment row, the grant's spending row, then the ledger accounts (all at once,
@@ -26,7 +29,6 @@ sorted).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -37,12 +39,21 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from opase.amounts import wire_amount
-from opase.api.resource.common import wire_time
-from opase.api.resource.incoming_payment import incoming_payment_view
-from opase.authorization.spending import Reservation, release
+from opase.amounts import Amount
+from opase.authorization.spending import (
+    LimitExceeded,
+    OutsideInterval,
+    Reservation,
+    SpendingNotFound,
+    release,
+    spent,
+)
+from opase.authorization.spending import (
+    reserve as reserve_spending,
+)
 from opase.ledger import (
     BalanceOverflow,
+    InsufficientFunds,
     PendingExpired,
     TransferNotPending,
     balance_of,
@@ -55,6 +66,9 @@ from opase.ledger import (
     void_pending,
     wallet_account,
 )
+from opase.payments import incoming, quotes, views
+from opase.payments.refusals import NotPermitted, ReceiverClosed
+from opase.payments.urls import wallet_address_url
 from opase.settings import Settings
 from opase.storage.tables import (
     OUTGOING_PAYMENT_FAILURE_LENGTH_MAX,
@@ -65,18 +79,16 @@ from opase.storage.tables import (
     sa_table,
     utc_now,
 )
+from opase.wallets.service import WalletAddressRecord
 from opase.webhooks.liquidity import note_available_balance
 from opase.webhooks.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
-RESOURCE_PATH: Final = "/outgoing-payments"
 RESERVATION_TIMEOUT_S: Final = 24 * 60 * 60
 """How long a payment's funds stay reserved: past it, a payment that could not be settled
-(its executors kept failing) fails and its funds go back."""
-RETRY_DELAY_S_MAX: Final = 300
-WORKER_BATCH_MAX: Final = 50
-WORKER_IDLE_S: Final = 1.0
+(its executors kept failing) fails and its funds go back (`ledger.void_expired`, a worker
+loop, releases a reservation nobody voided)."""
 
 
 class PaymentRefused(Exception):
@@ -90,38 +102,39 @@ class PaymentRecord:
     wallet_address_path: str
 
 
-def _ledger_key(payment_id: uuid.UUID, step: str) -> str:
-    return f"outgoing-payment:{payment_id}:{step}"
+@dataclass(frozen=True, slots=True)
+class SpentAmounts:
+    """What payments under a grant have spent in its current interval; None where no asset
+    can be named (receivers' assets differ, so a receive sum needs a `receiveAmount` limit)."""
+
+    debit: Amount | None
+    receive: Amount | None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantUse:
+    """The outgoing-payment grant a payment is made under, as the authorization server
+    answered for the request."""
+
+    grant_id: uuid.UUID
+    limits: dict[str, Any]
+    client_wallet_address: str | None
+    client_key_thumbprint: str | None
 
 
 def view(settings: Settings, record: PaymentRecord) -> dict[str, Any]:
-    """The spec's `outgoing-payment`."""
-    payment, quote = record.payment, record.quote
-    debit_asset = (quote.debit_asset_code, quote.debit_asset_scale)
-    document: dict[str, Any] = {
-        "id": f"{settings.resource_server_url}{RESOURCE_PATH}/{payment.id}",
-        "walletAddress": settings.public_url + record.wallet_address_path,
-        "failed": payment.state == "failed",
-        "receiver": quote.receiver,
-        "receiveAmount": wire_amount(
-            quote.receive_amount_minor, quote.receive_asset_code, quote.receive_asset_scale
-        ),
-        "debitAmount": wire_amount(quote.debit_amount_minor, *debit_asset),
-        "sentAmount": wire_amount(payment.sent_amount_minor, *debit_asset),
-        "createdAt": wire_time(payment.created_at),
-    }
-    if payment.quote_shown:
-        document["quoteId"] = f"{settings.resource_server_url}/quotes/{quote.id}"
-    if payment.metadata_ is not None:
-        document["metadata"] = payment.metadata_
-    return document
+    """The payment's `outgoing-payment` document."""
+    url = wallet_address_url(settings, record.wallet_address_path)
+    return views.outgoing_payment(settings, record.payment, record.quote, url)
 
 
 def _event_data(settings: Settings, record: PaymentRecord) -> dict[str, Any]:
-    data = view(settings, record)
-    if record.payment.failure_reason is not None:
-        data["failureReason"] = record.payment.failure_reason
-    return data
+    url = wallet_address_url(settings, record.wallet_address_path)
+    return views.outgoing_payment_event(settings, record.payment, record.quote, url)
+
+
+def _ledger_key(payment_id: uuid.UUID, step: str) -> str:
+    return f"outgoing-payment:{payment_id}:{step}"
 
 
 def _select_records() -> sa.Select[OutgoingPayment, Quote, str]:
@@ -144,6 +157,131 @@ async def find(session: AsyncSession, payment_id: uuid.UUID) -> PaymentRecord | 
         return None
     payment, quote, path = row
     return PaymentRecord(payment, quote, path)
+
+
+async def quotes_of(
+    session: AsyncSession, payments: list[OutgoingPayment]
+) -> dict[uuid.UUID, Quote]:
+    """The quotes `payments` paid, by id (one query for a page of payments)."""
+    quote_ids = [payment.quote_id for payment in payments]
+    found = await session.execute(sa.select(Quote).where(col(Quote.id).in_(quote_ids)))
+    return {quote.id: quote for quote in found.scalars()}
+
+
+def _asset(amount: dict[str, Any] | None) -> tuple[str, int] | None:
+    return None if amount is None else (amount["assetCode"], amount["assetScale"])
+
+
+def _check_limits(limits: dict[str, Any], quote: Quote) -> None:
+    """The grant's `receiver` and the assets of its amount limits (the amounts themselves
+    are counted by `spending.reserve`)."""
+    receiver = limits.get("receiver")
+    if receiver is not None and receiver != quote.receiver:
+        raise NotPermitted(f"the grant allows payments to {receiver} only")
+    debit_asset = _asset(limits.get("debitAmount"))
+    if debit_asset is not None and debit_asset != (quote.debit_asset_code, quote.debit_asset_scale):
+        raise NotPermitted("the grant's debitAmount limit is in another asset")
+    receive_asset = _asset(limits.get("receiveAmount"))
+    receive = (quote.receive_asset_code, quote.receive_asset_scale)
+    if receive_asset is not None and receive_asset != receive:
+        raise NotPermitted(
+            "the grant's receiveAmount limit is in another asset than the receiver's"
+        )
+
+
+async def _count_against_grant(
+    session: AsyncSession, grant_id: uuid.UUID, quote: Quote, now: datetime
+) -> Reservation:
+    try:
+        return await reserve_spending(
+            session,
+            grant_id,
+            at=now,
+            debit_minor=quote.debit_amount_minor,
+            receive_minor=quote.receive_amount_minor,
+        )
+    except (LimitExceeded, OutsideInterval) as exc:
+        raise NotPermitted(str(exc)) from None
+    except SpendingNotFound:
+        raise NotPermitted("the access token's grant allows no outgoing payments") from None
+
+
+async def spent_amounts(
+    session: AsyncSession,
+    grant_id: uuid.UUID,
+    limits: dict[str, Any],
+    debit_asset: tuple[str, int] | None,
+    now: datetime,
+) -> SpentAmounts:
+    """What payments under the grant have spent in the current interval: the debit in the
+    asset of the grant's `debitAmount` limit, else `debit_asset` (the sending wallet's);
+    the receive amount in the asset of its `receiveAmount` limit. SpendingNotFound for a
+    grant that allows no outgoing payments."""
+    try:
+        used = await spent(session, grant_id, at=now)
+        debit_minor, receive_minor = used.debit_minor, used.receive_minor
+    except OutsideInterval:
+        debit_minor = receive_minor = 0  # no current interval: nothing spent in it
+    debit_asset = _asset(limits.get("debitAmount")) or debit_asset
+    receive_asset = _asset(limits.get("receiveAmount"))
+    return SpentAmounts(
+        None if debit_asset is None else Amount(debit_minor, *debit_asset),
+        None if receive_asset is None else Amount(receive_minor, *receive_asset),
+    )
+
+
+async def create(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    sender: WalletAddressRecord,
+    grant: GrantUse,
+    quote_url: str | None,
+    incoming_payment_url: str | None,
+    debit: Amount | None,
+    metadata: dict[str, Any] | None,
+    now: datetime,
+) -> tuple[PaymentRecord, SpentAmounts]:
+    """A new payment from `sender` under `grant`, in the caller's transaction: from the quote
+    `quote_url`, or priced here for `incoming_payment_url` + `debit` (fixed-send); with what
+    the grant has spent after it. InvalidPaymentRequest or NotPermitted, to roll back."""
+    if quote_url is not None:
+        quote = await quotes.take(session, settings, quote_url, sender, now)
+    else:
+        assert incoming_payment_url is not None and debit is not None
+        quote = await quotes.create(
+            session,
+            settings,
+            sender=sender,
+            receiver_url=incoming_payment_url,
+            debit=debit,
+            receive=None,
+            client_wallet_address=grant.client_wallet_address,
+            client_key_thumbprint=grant.client_key_thumbprint,
+            now=now,
+        )
+        quote.used_at = now
+    _check_limits(grant.limits, quote)
+    spending = await _count_against_grant(session, grant.grant_id, quote, now)
+    try:
+        record = await start(
+            session,
+            settings,
+            quote=quote,
+            wallet_address_path=sender.path,
+            grant_id=grant.grant_id,
+            spending=spending,
+            client_wallet_address=grant.client_wallet_address,
+            client_key_thumbprint=grant.client_key_thumbprint,
+            quote_shown=quote_url is not None,
+            metadata=metadata,
+            now=now,
+        )
+    except InsufficientFunds:
+        raise NotPermitted("the wallet address's balance cannot cover the debitAmount") from None
+    debit_asset = (sender.asset_code, sender.asset_scale)
+    spent_now = await spent_amounts(session, grant.grant_id, grant.limits, debit_asset, now)
+    return record, spent_now
 
 
 async def start(
@@ -224,43 +362,6 @@ async def _finish(
     return finished.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
-async def _receive(
-    session: AsyncSession, incoming_payment_id: uuid.UUID, amount_minor: int, now: datetime
-) -> bool:
-    """Credit the incoming payment's `receivedAmount`, completing it at its cap; refused
-    (PaymentRefused) once it is completed or expired, or past its cap. True when this
-    completed it."""
-    table = sa_table(IncomingPayment)
-    cap, received = table.c.incoming_amount_minor, table.c.received_amount_minor
-    after = received + sa.literal(amount_minor, sa.BigInteger)
-    updated = (
-        await session.execute(
-            sa.update(table)
-            .where(
-                table.c.id == incoming_payment_id,
-                table.c.completed_at.is_(None),
-                table.c.expires_at > now,
-                sa.or_(cap.is_(None), after <= cap),
-            )
-            .values(
-                received_amount_minor=after,
-                completed_at=sa.case((sa.and_(cap.is_not(None), after >= cap), now), else_=None),
-                updated_at=now,
-            )
-            .returning(table.c.completed_at)
-        )
-    ).one_or_none()
-    if updated is not None:
-        return updated.completed_at is not None
-    incoming = await session.get(IncomingPayment, incoming_payment_id, populate_existing=True)
-    assert incoming is not None  # a quote's foreign key
-    if incoming.completed_at is not None:
-        raise PaymentRefused("the receiver incoming payment is completed")
-    if incoming.expires_at <= now:
-        raise PaymentRefused("the receiver incoming payment has expired")
-    raise PaymentRefused("the payment would take the receiver past its incomingAmount")
-
-
 async def _settle(session: AsyncSession, settings: Settings, payment_id: uuid.UUID) -> str:
     """Settle a sending payment in the caller's transaction; its state after."""
     now = utc_now()
@@ -272,13 +373,16 @@ async def _settle(session: AsyncSession, settings: Settings, payment_id: uuid.UU
     sent_minor = quote.debit_amount_minor - quote.sending_fee_minor
     if not await _finish(session, payment_id, now, state="completed", sent_amount_minor=sent_minor):
         return "finished elsewhere"
-    completed_incoming = await _receive(
-        session, quote.incoming_payment_id, quote.receive_amount_minor, now
-    )
-    incoming = await session.get(IncomingPayment, quote.incoming_payment_id)
-    assert incoming is not None
+    try:
+        await incoming.receive(
+            session, settings, quote.incoming_payment_id, quote.receive_amount_minor, now
+        )
+    except ReceiverClosed as closed:
+        raise PaymentRefused(str(closed)) from None
+    receiving = await session.get(IncomingPayment, quote.incoming_payment_id)
+    assert receiving is not None
     sender = await wallet_account(session, payment.wallet_address_id)
-    receiver = await wallet_account(session, incoming.wallet_address_id)
+    receiver = await wallet_account(session, receiving.wallet_address_id)
     send_settlement = await settlement_account(session, sender.asset_id)
     send_fees = await fees_account(session, sender.asset_id)
     if receiver.asset_id == sender.asset_id:  # one asset: its accounts are the same rows
@@ -316,13 +420,6 @@ async def _settle(session: AsyncSession, settings: Settings, payment_id: uuid.UU
         raise PaymentRefused(f"the ledger refused the payment: {exc}") from None
     payment.state, payment.sent_amount_minor = "completed", sent_minor
     await enqueue(session, "outgoing_payment.completed", _event_data(settings, record), now=now)
-    if completed_incoming:
-        await enqueue(
-            session,
-            "incoming_payment.completed",
-            await incoming_payment_view(session, settings, quote.incoming_payment_id),
-            now=now,
-        )
     return "completed"
 
 
@@ -357,7 +454,7 @@ async def fail(
                 expired_ok=True,
             )
         except TransferNotPending:
-            pass  # `void_expired` released it already: the funds are back either way
+            pass  # `ledger.void_expired` released it already: the funds are back either way
         payment.state, payment.failure_reason = "failed", reason
         await enqueue(session, "outgoing_payment.failed", _event_data(settings, record), now=now)
         await session.commit()
@@ -377,101 +474,3 @@ async def execute(
             return state
     except PaymentRefused as refused:
         return await fail(sessions, settings, payment_id, str(refused))
-
-
-def _retry_delay_s(lease_s: int, attempts: int) -> int:
-    """The lease of a payment's next try: doubling from the lease, to at most 5 min."""
-    delay_s: int = lease_s * 2 ** min(attempts, 10)
-    return min(delay_s, max(lease_s, RETRY_DELAY_S_MAX))
-
-
-async def _claim(
-    sessions: async_sessionmaker[AsyncSession], lease_s: int, now: datetime, count_max: int
-) -> list[uuid.UUID]:
-    """Due sending payments, each leased to this caller by one conditional UPDATE."""
-    table = sa_table(OutgoingPayment)
-    async with sessions() as session:
-        due = (
-            await session.execute(
-                sa.select(table.c.id, table.c.attempts)
-                .where(table.c.state == "sending", table.c.next_attempt_at <= now)
-                .order_by(table.c.next_attempt_at)
-                .limit(count_max)
-            )
-        ).all()
-        claimed = []
-        for payment_id, attempts in due:
-            leased = await session.execute(
-                sa.update(table)
-                .where(
-                    table.c.id == payment_id,
-                    table.c.state == "sending",
-                    table.c.next_attempt_at <= now,
-                )
-                .values(
-                    attempts=table.c.attempts + 1,
-                    next_attempt_at=now + timedelta(seconds=_retry_delay_s(lease_s, attempts)),
-                )
-            )
-            if leased.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(payment_id)
-        await session.commit()
-    return claimed
-
-
-async def run_due(
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    *,
-    now: datetime | None = None,
-    count_max: int = WORKER_BATCH_MAX,
-) -> int:
-    """One pass of the worker: execute every payment whose lease has run out; the count."""
-    lease_s = settings.outgoing_payment_lease_s
-    claimed = await _claim(sessions, lease_s, now or utc_now(), count_max)
-    for payment_id in claimed:
-        try:
-            await execute(sessions, settings, payment_id)
-        except Exception:
-            log.exception("outgoing payment %s: settling failed; will retry", payment_id)
-    return len(claimed)
-
-
-class PaymentRunner:
-    """Executes payments in this process: each new one at once, in the background of the
-    request that created it, and (with `run_forever`) every one the worker finds due."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-        self._sessions = sessions
-        self._settings = settings
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def start(self, payment_id: uuid.UUID) -> None:
-        task = asyncio.get_running_loop().create_task(self._execute(payment_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _execute(self, payment_id: uuid.UUID) -> None:
-        try:
-            await execute(self._sessions, self._settings, payment_id)
-        except Exception:
-            # Left sending: the worker takes it up when its lease runs out.
-            log.exception("outgoing payment %s: settling failed; will retry", payment_id)
-
-    async def idle(self) -> None:
-        """Wait until the payments started here are settled (for tests and shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*tuple(self._tasks), return_exceptions=True)
-
-    async def run_forever(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                count = await run_due(self._sessions, self._settings)
-            except Exception:
-                log.exception("outgoing payment worker: pass failed; retrying")
-                count = 0
-            if count == 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), WORKER_IDLE_S)
-                except TimeoutError:
-                    pass

@@ -15,8 +15,8 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.storage.tables import (
-    AMOUNT_MINOR_MAX,
     BASIS_POINTS_MAX,
     FEE_KINDS,
     Asset,

@@ -27,8 +27,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Final
 
+from opase.amounts import AMOUNT_MINOR_MAX
 from opase.pricing.fees import BASIS_POINTS_PER_WHOLE, Fee, ceil_div
-from opase.storage.tables import AMOUNT_MINOR_MAX
 
 _BUMPS_MAX: Final = 3
 """Exact inversions need no bump; a few guard against a mistake without looping forever."""

@@ -12,7 +12,6 @@ that period, not one per request; an unknown `kid` triggers at most one refetch 
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import hashlib
 import ipaddress
@@ -29,12 +28,13 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from opase import base64url
 from opase.bounded_read import read_ok_answer
 from opase.security.httpsig import SignatureRejected
 from opase.settings import Settings
 from opase.wallets.service import find_active_wallet_address, list_active_keys
 
-log = logging.getLogger("opase.security.authenticator")
+log = logging.getLogger("opase.web.authentication")
 
 CACHE_COUNT_MAX: Final = 10_000
 JWKS_KEY_COUNT_MAX: Final = 100
@@ -55,7 +55,7 @@ class ClientKey:
 def jwk_thumbprint(crv: str, kty: str, x: str) -> str:
     # RFC 7638 3.2: the required members only, in lexicographic order, no whitespace.
     canonical = orjson.dumps({"crv": crv, "kty": kty, "x": x})
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
+    return base64url.encode(hashlib.sha256(canonical).digest())
 
 
 def client_key_from_jwk(jwk: Any) -> ClientKey:
@@ -75,7 +75,7 @@ def client_key_from_jwk(jwk: Any) -> ClientKey:
     if not isinstance(x, str) or not x or "=" in x:
         raise ValueError("the JWK's x is not base64url")
     try:
-        raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+        raw = base64url.decode(x)
     except (binascii.Error, ValueError):
         raise ValueError("the JWK's x is not base64url") from None
     if len(raw) != ED25519_PUBLIC_KEY_BYTES:

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from opase.errors import InvalidClient
 
-log = logging.getLogger("opase.security.authenticator")
+log = logging.getLogger("opase.web.authentication")
 
 SIGNATURE_LABEL: Final = "sig1"
 """The label the Open Payments clients use; preferred when a request carries several."""

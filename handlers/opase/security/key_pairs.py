@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-
-def base64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+from opase import base64url
 
 
 def public_jwk(key_id: str, x: str) -> dict[str, str]:
@@ -28,4 +24,4 @@ def generate_key_pair() -> tuple[str, str]:
         format=serialization.PrivateFormat.PKCS8,
         encryption_algorithm=serialization.NoEncryption(),
     ).decode("ascii")
-    return base64url(raw_public), private_pem
+    return base64url.encode(raw_public), private_pem

@@ -24,7 +24,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from opase.storage.tables import SeenSignature, sa_table
 
-log = logging.getLogger("opase.security.authenticator")
+log = logging.getLogger("opase.web.authentication")
 
 IN_PROCESS_COUNT_MAX: Final = 200_000
 """Bounds memory (~30 MB). Past it the oldest entries go first: by then they are close to

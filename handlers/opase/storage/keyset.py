@@ -4,7 +4,6 @@ an opaque base64url token."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 import uuid
 from dataclasses import dataclass
@@ -12,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+
+from opase import base64url
 
 
 def past(
@@ -42,13 +43,13 @@ class KeysetCursor:
 
     def to_token(self) -> str:
         text = f"{self.created_at.isoformat()}|{self.id}"
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+        return base64url.encode(text.encode())
 
     @classmethod
     def from_token(cls, token: str, *, of: str = "page") -> KeysetCursor:
         """Raises ValueError (`not a <of> cursor`) for anything `to_token` did not make."""
         try:
-            text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            text = base64url.decode(token).decode()
             created_at_text, id_text = text.split("|")
             created_at = datetime.fromisoformat(created_at_text)
             row_id = uuid.UUID(id_text)

@@ -30,7 +30,6 @@ ASSET_CODE_LENGTH_MIN: Final = 3
 ASSET_CODE_LENGTH_MAX: Final = 12
 ASSET_SCALE_MAX: Final = 255
 WALLET_ADDRESS_PATH_LENGTH_MAX: Final = 255
-AMOUNT_MINOR_MAX: Final = 2**63 - 1
 """The largest BIGINT: no single amount, and no balance, may exceed it."""
 LEDGER_MEMO_LENGTH_MAX: Final = 255
 

@@ -9,7 +9,6 @@ a duplicate of a unique value raises sqlalchemy's IntegrityError from the databa
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import re
 import uuid
@@ -21,7 +20,8 @@ from argon2 import PasswordHasher
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from opase.ledger.service import create_wallet_account
+from opase import base64url
+from opase.ledger import create_wallet_account
 from opase.storage.tables import (
     ASSET_CODE_LENGTH_MAX,
     ASSET_CODE_LENGTH_MIN,
@@ -88,7 +88,7 @@ def _check_base64url_ed25519(x: str) -> None:
     if "=" in x or not re.fullmatch(r"[A-Za-z0-9_-]*", x):
         raise ValueError("key x must be unpadded base64url")
     try:
-        raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+        raw = base64url.decode(x)
     except binascii.Error as exc:
         raise ValueError("key x must be unpadded base64url") from exc
     if len(raw) != ED25519_PUBLIC_KEY_BYTES:

@@ -17,7 +17,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from opase.ledger.service import TransferCursor, TransferResult, list_transfers, wallet_account
+from opase.ledger import TransferCursor, TransferResult, list_transfers, wallet_account
 from opase.storage.tables import LedgerTransfer
 
 WALLET_TRANSFER_PAGE_COUNT_MAX: Final = 100

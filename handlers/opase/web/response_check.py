@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from opase.web.router import Match
+    from opase.web.matching import Match
 
 log = logging.getLogger("opase.web.response_check")
 CHECK_HOST_URL = "http://opase.test"

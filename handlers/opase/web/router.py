@@ -13,144 +13,36 @@ Exact URLs only: no trailing-slash redirects, because a signature covers `@targe
 from __future__ import annotations
 
 import importlib
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 import orjson
-import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from opase.bounded_read import read_bounded
-from opase.errors import (
-    MethodNotAllowed,
-    NotFound,
-    OpaseError,
-    PayloadTooLarge,
+from opase.errors import OpaseError, PayloadTooLarge
+from opase.payments.refusals import PaymentRefusal
+from opase.security.httpsig import SignatureRejected
+from opase.services import Services
+from opase.settings import Settings
+from opase.web.authentication import Authenticator
+from opase.web.context import FastPath, Handler, Reply, RequestContext
+from opase.web.error_responses import (
+    as_opase_error,
     database_unavailable,
     error_response,
     internal_error_response,
 )
-from opase.security.authenticator import Authenticator
-from opase.security.bindings import ClientBinding
-from opase.security.httpsig import SignatureRejected
-from opase.security.replay import ReplayClaim, Rows
-from opase.settings import Settings
 from opase.web.idempotency import IDEMPOTENCY_HEADER, remember, request_sha256, stored_answer
+from opase.web.matching import Match, RouteTable
 from opase.web.validation import RequestValidator, load_validators
 from opase_generated.routes import OPERATIONS, Operation
 
-Reply = Response | BaseModel | dict[str, Any] | None
-Handler = Callable[["RequestContext"], Awaitable[Reply]]
-
-WALLET_ADDRESS_SERVER = "wallet_address"
-
-
-@dataclass(slots=True)
-class RequestContext:
-    """What a handler sees of a request: validated input, never the raw ASGI scope."""
-
-    operation: Operation
-    settings: Settings
-    services: Any
-    request_url: str
-    """The URL the client used, rebuilt from the public base URL (no query)."""
-    headers: Headers
-    query_string: str = ""
-    """The query as sent (no `?`): a signature covers it inside `@target-uri`."""
-    path_params: dict[str, str] = field(default_factory=dict)
-    query: dict[str, Any] = field(default_factory=dict)
-    header_params: dict[str, str] = field(default_factory=dict)
-    """Declared header parameters, validated, by lower-case name (e.g. `idempotency-key`)."""
-    raw_body: bytes = b""
-    document: Any = None
-    """The validated JSON body."""
-    body: Any = None
-    """The same body loaded into the generated model, when the spec names one."""
-    wallet_address_path: str | None = None
-    """For wallet address operations: the wallet address's path, e.g. `/alice`."""
-    client: ClientBinding | None = None
-    """The client the request is proven to come from (signed operations), else None."""
-    replay_claim: ReplayClaim | None = None
-    """The request's signature, to record as seen in the operation's transaction."""
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """The operation's unit of work: committed when it succeeds; any error, an
-        OpaseError included, rolls all of it back. Its first statement records the
-        request's replay claim, if one is left to it: a replay is refused (401) before the
-        operation changes anything."""
-        async with self.services.sessions() as session:
-            claim = self.replay_claim
-            if claim is not None and not await claim.take_in(session):
-                raise SignatureRejected("replayed_signature")
-            yield session
-            await session.commit()
-            if claim is not None:
-                self.replay_claim = None  # recorded with the operation
-
-    async def insert(self, rows: Rows) -> None:
-        """The operation's writes when every one is a new row decided before writing
-        (nothing read inside a transaction decides it): one unit of work with the replay
-        claim, like `transaction`. On PostgreSQL, with a claim left to record, one statement
-        committed by itself (`ReplayClaim.take_with`)."""
-        claim = self.replay_claim
-        if claim is not None and self.settings.is_postgres:
-            if not await claim.take_with(rows):
-                raise SignatureRejected("replayed_signature")
-            self.replay_claim = None  # recorded with the operation
-            return
-        async with self.transaction() as session:
-            for table, row in rows:
-                await session.execute(sa.insert(table), row)
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    operation: Operation
-    server_url: str
-    server_origin: str
-    """`scheme://host[:port]` of the server's public URL."""
-    relative_path: str
-    """The path within the server, as the spec writes it (`/incoming-payments/abc`)."""
-    path_params: dict[str, str]
-    wallet_address_path: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    operation: Operation
-    pattern: re.Pattern[str]
-
-
-@dataclass(frozen=True, slots=True)
-class _Server:
-    name: str
-    url: str
-    origin: str
-    host: str
-    base_path: str
-    routes: tuple[_Route, ...]
-
-
-def _path_pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"\{([A-Za-z0-9_-]+)\}", template)
-    regex = "".join(
-        re.escape(part) if index % 2 == 0 else f"(?P<{part.replace('-', '_')}>[^/]+)"
-        for index, part in enumerate(parts)
-    )
-    return re.compile(f"^{regex}$")
-
-
-FastPath = Callable[[Any, Settings, "Match", Scope], Response | None]
+if TYPE_CHECKING:
+    from opase.web.response_check import ResponseChecker
 
 
 def _load_fast_paths(operations: tuple[Operation, ...]) -> dict[str, FastPath]:
@@ -173,7 +65,7 @@ def _load_handler(operation: Operation) -> Handler:
 class Router:
     """Dispatches a request to its operation; the only place handlers are called."""
 
-    def __init__(self, settings: Settings, services: Any, server_urls: dict[str, str]) -> None:
+    def __init__(self, settings: Settings, services: Services, server_urls: dict[str, str]) -> None:
         """`server_urls`: which servers this router serves (by the route table's `server`
         names), each at its public base URL."""
         self.settings = settings
@@ -186,85 +78,23 @@ class Router:
         self.authenticator = Authenticator(
             settings, services.client_keys, services.replay_cache, services.access_tokens
         )
-        servers = []
-        for name, url in server_urls.items():
-            parts = urlsplit(url)
-            routes = tuple(
-                _Route(op, _path_pattern(op.path)) for op in OPERATIONS if op.server == name
-            )
-            origin = f"{parts.scheme}://{parts.netloc}"
-            servers.append(_Server(name, url, origin, parts.netloc, parts.path.rstrip("/"), routes))
-        # Longest base path first, so `/auth` wins over the wallet addresses' catch-all.
-        self.servers = sorted(servers, key=lambda server: len(server.base_path), reverse=True)
-        # Hosts decide only when the servers are configured on different hosts.
-        self.route_by_host = len({server.host for server in servers}) > 1
-        self.response_checker: Any = None
+        self.routes = RouteTable(server_urls)
+        self.response_checker: ResponseChecker | None = None
         if settings.validate_responses:
-            from opase.web.response_check import ResponseChecker  # test-only dependency
+            # Dev and test mode: every answer checked against the specs; openapi-core is a
+            # test dependency, imported only then.
+            from opase.web.response_check import ResponseChecker
 
             self.response_checker = ResponseChecker()
-
-    def match(self, method: str, path: str, host: str) -> Match:
-        for server in self.servers:
-            if self.route_by_host and host != server.host:
-                continue
-            if (
-                server.base_path
-                and path != server.base_path
-                and not path.startswith(server.base_path + "/")
-            ):
-                continue
-            relative = path[len(server.base_path) :] or "/"
-            if server.name == WALLET_ADDRESS_SERVER:
-                return self._match_wallet_address(server, method, relative)
-            return self._match_in(server, method, relative)
-        raise NotFound(f"no resource at {path}")
-
-    def _match_in(self, server: _Server, method: str, relative: str) -> Match:
-        allowed = []
-        for route in server.routes:
-            found = route.pattern.match(relative)
-            if found is None:
-                continue
-            if route.operation.method == method:
-                return Match(
-                    route.operation, server.url, server.origin, relative, found.groupdict()
-                )
-            allowed.append(route.operation.method)
-        if allowed:
-            raise MethodNotAllowed(f"{method} is not allowed here", allowed_methods=allowed)
-        raise NotFound(f"no resource at {server.base_path}{relative}")
-
-    def _match_wallet_address(self, server: _Server, method: str, relative: str) -> Match:
-        # `/alice/jwks.json` is the keys document of the wallet address `/alice`.
-        chosen: _Route | None = None
-        wallet_address_path = relative
-        for route in server.routes:
-            suffix = route.operation.path
-            if suffix != "/" and relative.endswith(suffix):
-                chosen, wallet_address_path = route, relative[: -len(suffix)]
-                break
-        if chosen is None:
-            chosen = next(r for r in server.routes if r.operation.path == "/")
-        if wallet_address_path in ("", "/"):
-            raise NotFound("no wallet address at the server root")
-        if method != chosen.operation.method:
-            raise MethodNotAllowed(
-                f"{method} is not allowed here", allowed_methods=[chosen.operation.method]
-            )
-        return Match(
-            chosen.operation, server.url, server.origin, chosen.operation.path, {},
-            wallet_address_path,
-        )  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # An ASGI app, not a function endpoint: Starlette would limit those to GET and
         # answer other methods itself, in plain text.
         request = Request(scope, receive)
         raw_path = _raw_path(scope)
-        host = request.headers.get("host", "") if self.route_by_host else ""
+        host = request.headers.get("host", "") if self.routes.route_by_host else ""
         try:
-            match = self.match(scope["method"], raw_path, host)
+            match = self.routes.match(scope["method"], raw_path, host)
         except OpaseError as exc:
             response = error_response(exc, auth_server_url=self.settings.auth_server_url)
         else:
@@ -286,11 +116,12 @@ class Router:
         try:
             self.authenticator.check_bearer(match.operation, request.headers)
             context = await self._context(match, request, raw_path)
-            context.client = await self.authenticator.authenticate(match, context)
+            proof = await self.authenticator.authenticate(match.operation, context)
+            context.client, context.replay_claim = proof.client, proof.replay_claim
             response = await self._answer(match.operation, context, raw_path)
             await _record_replay_claim(context)
-        except OpaseError as exc:
-            error: OpaseError = exc
+        except (OpaseError, PaymentRefusal) as exc:
+            error = exc if isinstance(exc, OpaseError) else as_opase_error(exc)
             claim = None if context is None else context.replay_claim
             # Refused before its transaction recorded the signature: record it now, so that
             # the same signed request cannot be tried again later; a replay is told so.

@@ -21,12 +21,11 @@ import jsonschema_rs
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from opase.amounts import AMOUNT_MINOR_MAX, UINT64_MAX
 from opase.errors import InvalidRequest, UnsupportedMediaType
 from opase_generated.routes import Operation
 
 ERRORS_REPORTED_COUNT_MAX = 10
-UINT64_MAX = 2**64 - 1
-LEDGER_AMOUNT_MAX = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,20}")
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
 
@@ -38,7 +37,7 @@ def _is_uint64(value: str) -> bool:
 
 def _is_ledger_amount(value: str) -> bool:
     # A positive amount the ledger can hold (BIGINT): what the admin API moves.
-    return bool(_DIGITS.fullmatch(value)) and 0 < int(value) <= LEDGER_AMOUNT_MAX
+    return bool(_DIGITS.fullmatch(value)) and 0 < int(value) <= AMOUNT_MINOR_MAX
 
 
 FORMATS = {"uint64": _is_uint64, "ledger-amount": _is_ledger_amount}

@@ -33,7 +33,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from opase.api.resource.incoming_payment import report_expired_incoming_payments
 from opase.settings import Settings
 from opase.storage.tables import (
     WEBHOOK_ENDPOINT_ID,
@@ -306,24 +305,17 @@ async def deliver_due(
 # --- the worker ---------------------------------------------------------------------------
 
 
-async def _report_expired(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-    async with sessions() as session:
-        await report_expired_incoming_payments(session, settings, utc_now())
-        await session.commit()
-
-
 async def deliver_forever(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event
 ) -> None:
-    """Sweep expired incoming payments into the outbox and deliver it, pass after pass,
-    until `stop` is set. A full batch is followed at once by the next pass; otherwise the
-    worker sleeps `webhook_poll_s`. A failing pass (the database away, say) is logged and
-    the next one tried after the same sleep: the worker outlives every error."""
+    """Deliver the outbox, pass after pass, until `stop` is set. A full batch is followed
+    at once by the next pass; otherwise the worker sleeps `webhook_poll_s`. A failing pass
+    (the database away, say) is logged and the next one tried after the same sleep: the
+    worker outlives every error."""
     async with httpx.AsyncClient(timeout=settings.webhook_timeout_s) as http:
         while not stop.is_set():
             sent = 0
             try:
-                await _report_expired(sessions, settings)
                 sent = await deliver_due(sessions, settings, http=http)
             except Exception:
                 log.exception("webhook delivery pass failed; trying again")

@@ -7,7 +7,7 @@ from typing import Any
 from opase.api.admin.operation import admin_session
 from opase.wallets.service import create_asset as create_asset_record
 from opase.wallets.service import list_assets as list_asset_records
-from opase.web.router import RequestContext
+from opase.web.context import RequestContext
 
 
 async def list_assets(ctx: RequestContext) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from opase.api.admin.operation import admin_session
 from opase.pricing import rates
-from opase.web.router import RequestContext
+from opase.web.context import RequestContext
 
 
 def _rates_view(base: str, found: dict[str, Decimal]) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from opase.api.admin.operation import admin_session, path_id
-from opase.api.admin.wire import wire_datetime
 from opase.pricing import fees
-from opase.web.router import RequestContext
+from opase.timestamps import wire_time
+from opase.web.context import RequestContext
 
 
 def _fee_view(fee: fees.Fee) -> dict[str, Any]:
@@ -15,7 +15,7 @@ def _fee_view(fee: fees.Fee) -> dict[str, Any]:
         "kind": fee.kind,
         "fixed": str(fee.fixed_minor),
         "basisPoints": fee.basis_points,
-        "updatedAt": wire_datetime(fee.updated_at),
+        "updatedAt": wire_time(fee.updated_at),
     }
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from opase import ledger
 from opase.api.admin.operation import admin_session, path_id
-from opase.ledger import service as ledger
 from opase.wallets import service as wallets
-from opase.web.router import RequestContext
+from opase.web.context import RequestContext
 
 
 def _amount_minor(ctx: RequestContext) -> int:

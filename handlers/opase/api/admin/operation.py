@@ -23,7 +23,7 @@ from opase.ledger import (
     TransferNotPending,
 )
 from opase.wallets.service import WalletAddressAdminRecord
-from opase.web.router import RequestContext
+from opase.web.context import RequestContext
 
 # Refusals that depend on the state, not on the input: a retry could succeed later.
 CONFLICTS = (IdempotencyKeyReused, InsufficientFunds, TransferNotPending, PendingExpired)

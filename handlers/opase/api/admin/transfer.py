@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from opase.api.admin.operation import admin_session, path_id
-from opase.api.admin.wire import wire_datetime
+from opase.timestamps import wire_time
 from opase.wallets import service as wallets
 from opase.wallets.transfers import WalletTransfer, list_wallet_transfers
-from opase.web.router import RequestContext
+from opase.web.context import RequestContext
 
 FIRST_DEFAULT = 20
 """The spec's default page size."""
@@ -20,7 +20,7 @@ def _transfer_view(transfer: WalletTransfer) -> dict[str, Any]:
         "amount": str(transfer.amount_minor),
         "direction": transfer.direction,
         "state": transfer.state,
-        "createdAt": wire_datetime(transfer.created_at),
+        "createdAt": wire_time(transfer.created_at),
     }
     if transfer.memo is not None:
         view["memo"] = transfer.memo

@@ -7,7 +7,7 @@ from typing import Any
 
 from opase.api.admin.operation import admin_session, path_id, wallet_address_view
 from opase.wallets import service as wallets
-from opase.web.router import RequestContext
+from opase.web.context import RequestContext
 
 
 async def create_wallet_address(ctx: RequestContext) -> dict[str, Any]:

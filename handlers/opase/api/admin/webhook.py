@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from opase.api.admin.operation import admin_session, path_id
-from opase.api.admin.wire import wire_datetime
 from opase.errors import Conflict
 from opase.storage.tables import WebhookEvent
-from opase.web.router import RequestContext
+from opase.timestamps import wire_time
+from opase.web.context import RequestContext
 from opase.webhooks import outbox
 from opase.webhooks import service as webhooks
 
@@ -21,7 +21,7 @@ def _webhook_view(webhook: webhooks.Webhook) -> dict[str, Any]:
     return {
         "url": webhook.url,
         "secretSet": webhook.secret_set,
-        "updatedAt": wire_datetime(webhook.updated_at),
+        "updatedAt": wire_time(webhook.updated_at),
     }
 
 
@@ -46,14 +46,14 @@ def _event_view(event: WebhookEvent) -> dict[str, Any]:
         "data": event.data,
         "status": event.status,
         "attempts": event.attempts,
-        "createdAt": wire_datetime(event.created_at),
+        "createdAt": wire_time(event.created_at),
     }
     if event.status == "pending":
-        view["nextAttemptAt"] = wire_datetime(event.next_attempt_at)
+        view["nextAttemptAt"] = wire_time(event.next_attempt_at)
     if event.last_error is not None:
         view["lastError"] = event.last_error
     if event.delivered_at is not None:
-        view["deliveredAt"] = wire_datetime(event.delivered_at)
+        view["deliveredAt"] = wire_time(event.delivered_at)
     return view
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from opase.authorization import grants
-from opase.security.authenticator import gnap_token
 from opase.security.bindings import ClientBinding
-from opase.web.router import RequestContext
+from opase.web.authentication import gnap_token
+from opase.web.context import RequestContext
 
 
 def client_of(ctx: RequestContext) -> ClientBinding:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from opase.authorization import interactions as service
-from opase.web.router import RequestContext
+from opase.web.context import RequestContext
 
 
 async def get_grant_details(ctx: RequestContext) -> dict[str, Any]:

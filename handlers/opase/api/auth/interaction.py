@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from opase.authorization import interactions as service
 from opase.errors import InvalidInteraction, OpaseError, UnknownInteraction
 from opase.settings import Settings
-from opase.web.router import RequestContext
+from opase.web.context import RequestContext
 
 SESSION_COOKIE: Final = "opase_interaction"
 NO_STORE: Final = {"Cache-Control": "no-store"}

@@ -6,7 +6,7 @@ from typing import Any
 
 from opase.api.auth.grant import client_of, forget_tokens_of
 from opase.authorization import grants
-from opase.web.router import RequestContext
+from opase.web.context import RequestContext
 
 
 async def post_token(ctx: RequestContext) -> dict[str, Any]:

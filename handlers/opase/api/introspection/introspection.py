@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from opase.authorization.introspectors import introspect
 
 if TYPE_CHECKING:
-    from opase.web.router import RequestContext
+    from opase.web.context import RequestContext
 
 
 async def post_introspect(ctx: RequestContext) -> dict[str, Any]:

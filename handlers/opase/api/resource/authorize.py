@@ -1,4 +1,5 @@
-"""Whether the token of a resource-server request allows what the request does.
+"""The resource server's steps before the domain: whether the token of a request allows what
+it does, and which wallet address of this ASE it names.
 
 Every decision goes through the authorization server's token introspection
 (`services.introspector`), in process or over HTTP, so a revoked or expired token stops
@@ -15,11 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from opase.errors import Forbidden, Unauthorized
-from opase.security.authenticator import gnap_token
+from opase.errors import Forbidden, InvalidRequest, Unauthorized
 from opase.security.client_keys import jwk_thumbprint
-from opase.web.router import RequestContext
+from opase.services import Services
+from opase.wallets.service import WalletAddressRecord, find_wallet_address_by_url
+from opase.web.authentication import gnap_token
+from opase.web.context import RequestContext
 
 ALL_ACTIONS: Final = {"read": "read-all", "list": "list-all"}
 """The actions that show every client's resources instead of only the caller's own."""
@@ -64,14 +68,21 @@ class Authorized:
         return client_key_thumbprint == self.client_key_thumbprint
 
 
+def access_token(ctx: RequestContext) -> str:
+    """The request's GNAP access token; 401 without one. (A token the router let through is
+    proven: the request is signed with the key bound to its grant.)"""
+    token = gnap_token(ctx.headers)
+    if token is None:
+        raise Unauthorized("this operation needs an access token: Authorization: GNAP <token>")
+    return token
+
+
 async def authorize(
     ctx: RequestContext, type_: str, action: str, wallet_address_url: str
 ) -> Authorized:
     """The client and its reach, or 401 (no token, or not active) or 403 (the grant does
     not cover `action` on `type_` for this wallet address)."""
-    token = gnap_token(ctx.headers)
-    if token is None:
-        raise Unauthorized("this operation needs an access token: Authorization: GNAP <token>")
+    token = access_token(ctx)
     introspector = ctx.services.introspector
     requested = {"type": type_, "actions": [action], "identifier": wallet_address_url}
     answer: dict[str, Any] = await introspector.introspect(token, [requested])
@@ -86,6 +97,23 @@ async def authorize(
     sees_all = all_action is not None and any(
         all_action in item.get("actions", ()) for item in answer.get("access", ())
     )
+    return _authorized(answer, sees_all)
+
+
+async def authorize_grant(ctx: RequestContext, type_: str) -> tuple[Authorized, dict[str, Any]]:
+    """The client and the first access item of `type_` its active token's grant holds, for
+    an operation about the grant itself (no wallet address in the request); 401 or 403."""
+    answer: dict[str, Any] = await ctx.services.introspector.introspect(access_token(ctx))
+    if not answer.get("active"):
+        raise Unauthorized("the access token is not active")
+    items = [item for item in answer.get("access", ()) if item.get("type") == type_]
+    if not items:
+        raise Forbidden(f"the access token's grant allows no {type_.replace('-', ' ')}s")
+    return _authorized(answer, sees_all=False), items[0]
+
+
+def _authorized(answer: dict[str, Any], sees_all: bool) -> Authorized:
+    """Who an active introspection answer names as the client."""
     grant_id = uuid.UUID(answer["grant"]) if isinstance(answer.get("grant"), str) else None
     access = tuple(answer.get("access", ()))
     client = answer.get("client", {})
@@ -97,3 +125,27 @@ async def authorize(
         raise Unauthorized("the access token's grant names no client")
     thumbprint = jwk_thumbprint(str(jwk.get("crv")), str(jwk.get("kty")), jwk["x"])
     return Authorized(None, thumbprint, sees_all, grant_id, access)
+
+
+async def local_wallet_address(
+    services: Services, url: str, *, session: AsyncSession | None = None
+) -> WalletAddressRecord:
+    """The active wallet address of this ASE a request names; 400 for any other URL.
+
+    Kept by `services.local_wallet_addresses` for `request_cache_s` (a deactivation in
+    this process drops it at once): a wallet address's id and asset never change. A miss
+    reads through `session` when the caller holds one (a second connection per request
+    could exhaust the pool under load), else on its own."""
+
+    public_url = services.settings.public_url
+
+    async def load(wallet_url: str) -> WalletAddressRecord | None:
+        if session is not None:
+            return await find_wallet_address_by_url(session, public_url, wallet_url)
+        async with services.autocommit() as own_session:
+            return await find_wallet_address_by_url(own_session, public_url, wallet_url)
+
+    record = await services.local_wallet_addresses.get_or_load(url, load)
+    if record is None:
+        raise InvalidRequest(f"{url} is not an active wallet address of this ASE")
+    return record

@@ -7,6 +7,7 @@ built from the database only on a miss.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -16,10 +17,13 @@ from starlette.datastructures import Headers
 from starlette.responses import RedirectResponse, Response
 from starlette.types import Scope
 
+from opase.cache import TtlCache
 from opase.errors import NotFound
+from opase.services import Services
 from opase.settings import Settings
 from opase.wallets.service import find_active_wallet_address, list_active_keys
-from opase.web.router import FastPath, Match, RequestContext
+from opase.web.context import FastPath, RequestContext
+from opase.web.matching import Match
 
 
 def _cache_headers(ctx: RequestContext) -> dict[str, str]:
@@ -81,13 +85,13 @@ async def _keys_document(ctx: RequestContext, path: str) -> PublicDocument | Non
     return _document(orjson.dumps({"keys": keys}), ctx)
 
 
-async def _require(ctx: RequestContext, loaded: PublicDocument | None) -> PublicDocument:
+async def _require(ctx: RequestContext, loaded: Response | None) -> Response:
     if loaded is None:
         raise NotFound(f"no wallet address at {ctx.settings.public_url}{ctx.wallet_address_path}")
     return loaded
 
 
-async def _keys(ctx: RequestContext, path: str) -> PublicDocument:
+async def _keys(ctx: RequestContext, path: str) -> Response:
     loaded = await ctx.services.wallet_address_keys.get_or_load(path, partial(_keys_document, ctx))
     return await _require(ctx, loaded)
 
@@ -160,11 +164,14 @@ def did_web_identifier(url: str) -> str:
     return "did:web:" + ":".join(segments)
 
 
-def _from_memory(cache_name: str) -> FastPath:
-    def answer(services: Any, settings: Settings, match: Match, scope: Scope) -> Response | None:
+def _from_memory(cache: Callable[[Services], TtlCache[str, Response | None]]) -> FastPath:
+    def answer(
+        services: Services, settings: Settings, match: Match, scope: Scope
+    ) -> Response | None:
         if settings.wallet_address_html_url and _scope_prefers_html(scope):
             return None
-        found, document = getattr(services, cache_name).peek(match.wallet_address_path)
+        assert match.wallet_address_path is not None
+        found, document = cache(services).peek(match.wallet_address_path)
         return document if found else None
 
     return answer
@@ -177,6 +184,6 @@ def _scope_prefers_html(scope: Scope) -> bool:
 # Plain GETs of documents this process holds are answered without reading the request
 # (the router's fast path); misses, 404s and HTML redirects take the full path.
 FAST_PATHS: dict[str, FastPath] = {
-    "get-wallet-address": _from_memory("wallet_address_documents"),
-    "get-wallet-address-keys": _from_memory("wallet_address_keys"),
+    "get-wallet-address": _from_memory(lambda services: services.wallet_address_documents),
+    "get-wallet-address-keys": _from_memory(lambda services: services.wallet_address_keys),
 }

@@ -51,9 +51,9 @@ from opase.settings import Settings
 from opase_generated.routes import Operation
 
 if TYPE_CHECKING:
-    from opase.web.router import Match, RequestContext
+    from opase.web.context import RequestContext
 
-log = logging.getLogger("opase.security.authenticator")
+log = logging.getLogger("opase.web.authentication")
 
 ADMIN_API_KEY: Final = "adminApiKey"
 ADMIN_CHALLENGE: Final = 'Bearer realm="opase-admin"'
@@ -86,6 +86,17 @@ request's replay claim first (an operation that fails before opening it gets the
 recorded by the router)."""
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 """Methods whose signatures the replay cache does not track."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Authentication:
+    client: ClientBinding | None
+    """The client the request is proven to come from; None for anonymous requests."""
+    replay_claim: ReplayClaim | None
+    """The request's signature, to record as seen in the operation's transaction."""
+
+
+ANONYMOUS: Final = Authentication(None, None)
 
 
 class Authenticator:
@@ -124,19 +135,18 @@ class Authenticator:
         elif IDP_API_KEY in operation.security:
             _header_key(headers, IDP_API_KEY_HEADER, self.idp_secrets, IDP_CHALLENGE)
 
-    async def authenticate(self, match: Match, context: RequestContext) -> ClientBinding | None:
-        """The client the request proved to come from; None for anonymous requests and the
-        bearer-key APIs (`check_bearer` has passed)."""
-        operation = match.operation
+    async def authenticate(self, operation: Operation, context: RequestContext) -> Authentication:
+        """The client the request proved to come from (None for anonymous requests and the
+        bearer-key APIs, `check_bearer` having passed), and the replay claim left to record."""
         if (
             BEARER_SCHEMES & set(operation.security)
             or operation.server == "wallet_address"
             or operation.operation_id in BROWSER_OPERATIONS
         ):
-            return None
+            return ANONYMOUS
         binding = await self._claimed_binding(operation.operation_id, context)
         if binding is None:
-            return None
+            return ANONYMOUS
         query = context.query_string
         message = Message(
             method=operation.method,
@@ -146,10 +156,8 @@ class Authenticator:
         )
         defer_claim = operation.operation_id in CLAIM_IN_TRANSACTION
         try:
-            bound, context.replay_claim = await self._verify(
-                binding, message, defer_replay_claim=defer_claim
-            )
-            return bound
+            bound, claim = await self._verify(binding, message, defer_replay_claim=defer_claim)
+            return Authentication(bound, claim)
         except SignatureRejected as exc:
             log.info(
                 "refused %s %s: %s (client %s)",
