@@ -73,6 +73,7 @@ from opase.settings import Settings
 from opase.storage.tables import (
     OUTGOING_PAYMENT_FAILURE_LENGTH_MAX,
     IncomingPayment,
+    LedgerAccount,
     OutgoingPayment,
     Quote,
     WalletAddress,
@@ -362,6 +363,26 @@ async def _finish(
     return finished.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
+async def _deliver(
+    session: AsyncSession, settings: Settings, quote: Quote, now: datetime
+) -> LedgerAccount:
+    """Hand the receive amount to the receiver, in the caller's transaction; the account
+    the ledger credits for it. A receiver of this ASE is credited by `incoming.receive`;
+    a receiver at another ASE will be paid here by the STREAM sender, its peer's liquidity
+    account credited. PaymentRefused when the receiver takes no more."""
+    if quote.incoming_payment_id is None:
+        raise PaymentRefused(quotes.OTHER_ASE)
+    try:
+        await incoming.receive(
+            session, settings, quote.incoming_payment_id, quote.receive_amount_minor, now
+        )
+    except ReceiverClosed as closed:
+        raise PaymentRefused(str(closed)) from None
+    receiving = await session.get(IncomingPayment, quote.incoming_payment_id)
+    assert receiving is not None  # the quote's foreign key
+    return await wallet_account(session, receiving.wallet_address_id)
+
+
 async def _settle(session: AsyncSession, settings: Settings, payment_id: uuid.UUID) -> str:
     """Settle a sending payment in the caller's transaction; its state after."""
     now = utc_now()
@@ -373,16 +394,8 @@ async def _settle(session: AsyncSession, settings: Settings, payment_id: uuid.UU
     sent_minor = quote.debit_amount_minor - quote.sending_fee_minor
     if not await _finish(session, payment_id, now, state="completed", sent_amount_minor=sent_minor):
         return "finished elsewhere"
-    try:
-        await incoming.receive(
-            session, settings, quote.incoming_payment_id, quote.receive_amount_minor, now
-        )
-    except ReceiverClosed as closed:
-        raise PaymentRefused(str(closed)) from None
-    receiving = await session.get(IncomingPayment, quote.incoming_payment_id)
-    assert receiving is not None
+    receiver = await _deliver(session, settings, quote, now)
     sender = await wallet_account(session, payment.wallet_address_id)
-    receiver = await wallet_account(session, receiving.wallet_address_id)
     send_settlement = await settlement_account(session, sender.asset_id)
     send_fees = await fees_account(session, sender.asset_id)
     if receiver.asset_id == sender.asset_id:  # one asset: its accounts are the same rows

@@ -57,8 +57,9 @@ class Receiver:
     """Where a quote's money goes: an incoming payment that still receives."""
 
     url: str
-    incoming_payment_id: uuid.UUID
-    """Its row at this ASE (a receiver at another ASE will have none)."""
+    incoming_payment_id: uuid.UUID | None
+    """Its row at this ASE; None for a receiver at another ASE (the quote then refers to it
+    by `url` alone)."""
     asset_id: uuid.UUID
     asset_code: str
     asset_scale: int

@@ -764,7 +764,8 @@ QUOTE_RATE_LENGTH_MAX: Final = 64
 
 
 class Quote(SQLModel, table=True):
-    """A priced offer to pay `receiver` (an incoming payment of this ASE) from a wallet
+    """A priced offer to pay `receiver` (an incoming payment; of this ASE when
+    `incoming_payment_id` names its row, else at another ASE) from a wallet
     address: the debit and the promised receive amount, each with its asset, the fees and
     the rate that made them (`opase.pricing.quoting`). Immutable once made; `used_at` is
     set when an outgoing payment takes it, which a quote allows once."""
@@ -798,9 +799,10 @@ class Quote(SQLModel, table=True):
     )
     receiver: str = Field(sa_type=sa.String(URL_LENGTH_MAX), nullable=False)
     """The incoming payment's URL, as the client named it."""
-    incoming_payment_id: uuid.UUID = Field(
+    incoming_payment_id: uuid.UUID | None = Field(
+        default=None,
         sa_type=sa.Uuid,
-        nullable=False,
+        nullable=True,
         sa_column_args=[
             sa.ForeignKey(
                 "incoming_payments.id", name="fk_quotes_incoming_payment_id_incoming_payments"
