@@ -68,8 +68,8 @@ from opase.storage.tables import (
     WebhookEvent,
 )
 from opase.wallets.service import create_asset, create_wallet_address
+from tests.payments.test_restart import Client
 from tests.postgres_server import _as_server_user, _postgres_bin_dir, throwaway_postgres
-from tests.resource.test_payment_restart import Client
 from tests.signing import GnapAuth, register_client
 
 Database = Literal["sqlite", "postgresql"]

@@ -92,7 +92,7 @@ async def test_forgetting_a_grant_refuses_its_tokens_at_once(
 ) -> None:
     """What the token and grant handlers do after their change commits (their end-to-end
     tests: test_incoming_payments.py `test_no_token_or_a_revoked_one_is_401`, rotation and
-    cancellation in tests/authorization)."""
+    cancellation in tests/api/auth)."""
     issued = await issue_grant(app, identity)
     other = await issue_grant(app, identity)
     for token in (issued.access_token, other.access_token):

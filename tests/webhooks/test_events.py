@@ -19,9 +19,9 @@ from opase.settings import Settings
 from opase.storage.tables import IncomingPayment, WebhookEvent
 from opase.webhooks.liquidity import note_available_balance
 from opase.webhooks.not_found import NotFoundReporter
+from tests.api.resource.test_incoming_payments import Client, usd
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL, Seeded
-from tests.resource.test_incoming_payments import Client, usd
 from tests.signing import register_client
 
 

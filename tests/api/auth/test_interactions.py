@@ -23,7 +23,7 @@ from opase.app import build_app
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from opase.storage.tables import Grant, utc_now
-from tests.authorization.test_grants import (
+from tests.api.auth.test_grants import (
     ALICE,
     AUTH,
     AUTHENTICATED,

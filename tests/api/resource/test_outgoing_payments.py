@@ -31,10 +31,10 @@ from opase.storage.tables import (
     utc_now,
 )
 from opase.wallets.service import create_wallet_address
-from tests.authorization.test_grants import FINISH, approve
+from tests.api.auth.test_grants import FINISH, approve
+from tests.api.resource.test_quotes import ALICE, BOB, Client, error, priced, set_payment, usd
 from tests.client import CheckedClient
 from tests.conftest import PUBLIC_URL, Seeded
-from tests.resource.test_quotes import ALICE, BOB, Client, error, priced, set_payment, usd
 from tests.signing import register_client
 
 __all__ = ["priced"]  # a fixture, used by name

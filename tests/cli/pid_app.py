@@ -24,7 +24,7 @@ if __name__ == "__main__":
     port, workers = int(sys.argv[1]), int(sys.argv[2])
     serve(
         config_for(
-            "tests.serving.pid_app:create_app",
+            "tests.cli.pid_app:create_app",
             host="127.0.0.1",
             port=port,
             workers=workers,

@@ -36,7 +36,7 @@ from opase.storage.tables import (
     WalletAddress,
 )
 from opase.wallets.service import create_wallet_address
-from tests.authorization.test_grants import FINISH, approve
+from tests.api.auth.test_grants import FINISH, approve
 from tests.conftest import seed
 from tests.servers import free_port_pair
 from tests.signing import ClientIdentity, GnapAuth, register_client

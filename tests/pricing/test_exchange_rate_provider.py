@@ -76,9 +76,9 @@ async def test_no_cache_fetches_every_time(provider: Provider, client: RatesProv
 
 
 async def test_rates_for_asks_the_provider_when_a_url_is_set(
-    provider: Provider, client: RatesProvider, apps: tuple[Starlette, Starlette]
+    provider: Provider, client: RatesProvider, app: Starlette
 ) -> None:
-    services = apps[0].state.services
+    services = app.state.services
     with_provider = Settings(
         **(services.settings.model_dump() | {"exchange_rates_url": PROVIDER_URL})
     )

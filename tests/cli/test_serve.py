@@ -29,7 +29,7 @@ def server() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port_pair()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.serving.pid_app", str(port), str(WORKERS)],
+        [sys.executable, "-m", "tests.cli.pid_app", str(port), str(WORKERS)],
         cwd=REPO_ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     try:

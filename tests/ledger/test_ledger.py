@@ -188,9 +188,10 @@ async def test_largest_amount_is_exact_and_balances_cannot_overflow(
         assert sum(before[1].values()) == 0
 
 
-async def test_deposit_needs_a_wallet_account(session: AsyncSession) -> None:
-    with pytest.raises(LookupError):
-        await deposit(session, uuid.uuid4(), 1, "nobody")
+async def test_deposit_needs_a_wallet_account(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        with pytest.raises(LookupError):
+            await deposit(session, uuid.uuid4(), 1, "nobody")
 
 
 async def test_settlement_account_is_one_per_asset(

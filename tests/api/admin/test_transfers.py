@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 
 from opase.ledger import service as ledger
 from opase.ledger.service import TransferCursor
-from tests.admin.test_admin_api import SOME_ID, create_wallet
+from tests.api.admin.test_admin_api import SOME_ID, create_wallet
 from tests.client import CheckedClient
 
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.cli.test_main import clean_env
 from tests.conftest import KEY_X
-from tests.test_cli import clean_env
 
 
 def admin(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

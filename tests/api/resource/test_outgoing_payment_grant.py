@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 
 from opase.authorization.spending import reserve
 from opase.storage.tables import utc_now
-from tests.authorization.test_grants import (
+from tests.api.auth.test_grants import (
     FINISH,
     Gnap,
     approve,

@@ -7,7 +7,15 @@ import pytest
 from starlette.applications import Starlette
 
 from opase.settings import Settings
-from tests.resource.test_outgoing_payments import ALICE, DAVE, Payer, events, payer, settled, usd
+from tests.api.resource.test_outgoing_payments import (
+    ALICE,
+    DAVE,
+    Payer,
+    events,
+    payer,
+    settled,
+    usd,
+)
 
 __all__ = ["payer"]  # a fixture, used by name
 THRESHOLD_MINOR = 45_000
