@@ -13,8 +13,7 @@ import yaml
 
 from codegen import config, generate, patches, sync
 from opase_generated.routes import OPERATIONS
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.repo import REPO
 
 IMPLEMENTED_OPERATIONS = {
     # specs/resource-server.yaml

@@ -31,8 +31,8 @@ from opase.services import Services
 from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL
 from tests.signing import ClientIdentity
+from tests.world import PUBLIC_URL
 
 ALICE = f"{PUBLIC_URL}/alice"
 BOB = f"{PUBLIC_URL}/bob"

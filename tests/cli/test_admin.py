@@ -8,16 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli.test_main import clean_env
-from tests.conftest import KEY_X
+from tests.cli.shell import clean_env, opase
+from tests.world import KEY_X
 
 
 def admin(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opase", "admin", *args],
-        capture_output=True, text=True, env=clean_env(OPASE_DATA_DIR=str(tmp_path)),
-        timeout=60, check=False,
-    )  # fmt: skip
+    return opase("admin", *args, env=clean_env(OPASE_DATA_DIR=str(tmp_path)))
 
 
 def ok(tmp_path: Path, *args: str) -> dict[str, object]:

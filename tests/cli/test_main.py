@@ -3,7 +3,6 @@ settings."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,23 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cli.shell import clean_env, opase
 from tests.servers import free_port_pair
 
 SERVE_START_TIMEOUT_S = 30.0
-
-
-def opase(
-    *args: str, env: dict[str, str], timeout_s: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opase", *args],
-        capture_output=True, text=True, env=env, timeout=timeout_s, check=False,
-    )  # fmt: skip
-
-
-def clean_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPASE_")}
-    return env | overrides
 
 
 def test_migrate_creates_the_database(tmp_path: Path) -> None:

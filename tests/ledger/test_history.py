@@ -25,7 +25,7 @@ from opase.ledger import (
     withdraw,
 )
 from opase.storage.tables import AMOUNT_MINOR_MAX, LedgerAccount, LedgerTransfer, utc_now
-from tests.ledger.conftest import Accounts
+from tests.ledger.accounts import Accounts
 
 
 async def _history(sessions: async_sessionmaker[AsyncSession], accounts: Accounts) -> None:

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -36,10 +35,11 @@ from opase.storage.tables import (
     WalletAddress,
 )
 from opase.wallets.service import create_wallet_address
-from tests.api.auth.test_grants import FINISH, approve
-from tests.conftest import seed
+from tests.actors import ClientApp, outgoing_access
+from tests.money import usd
 from tests.servers import free_port_pair
-from tests.signing import ClientIdentity, GnapAuth, register_client
+from tests.signing import register_client
+from tests.world import seed
 
 BURST_COUNT = 60
 KILL_AFTER_CREATED = 8
@@ -49,10 +49,6 @@ LEASE_S = 1
 READY_TIMEOUT_S = 30
 SETTLE_TIMEOUT_S = 60
 PORT = free_port_pair()
-
-
-def usd(value: int) -> dict[str, Any]:
-    return {"value": str(value), "assetCode": "USD", "assetScale": 2}
 
 
 @pytest.fixture
@@ -124,63 +120,25 @@ async def states(app: Starlette) -> dict[str, int]:
         return {state: count for state, count in rows.all()}
 
 
-class Client:
-    """The client app, over HTTP to the server process, signing with its stored key."""
-
-    def __init__(self, identity: ClientIdentity, base_url: str) -> None:
-        self.identity = identity
-        self.base_url = base_url
-
-    async def post(self, path: str, body: dict[str, Any], token: str | None = None) -> Any:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=30) as http:
-            response = await http.post(path, json=body, auth=GnapAuth(self.identity, token))
-        assert response.status_code in (200, 201), response.text
-        return response.json()
-
-    async def token(self, app: Starlette, access: dict[str, Any], interactive: bool) -> str:
-        body: dict[str, Any] = {
-            "access_token": {"access": [access]},
-            "client": {"walletAddress": self.identity.wallet_address_url},
-        }
-        if not interactive:
-            return str((await self.post("/auth", body))["access_token"]["value"])
-        grant = await self.post(
-            "/auth", body | {"interact": {"start": ["redirect"], "finish": FINISH}}
-        )
-        interact_ref = await approve(app, grant)
-        continue_token = grant["continue"]["access_token"]["value"]
-        path = grant["continue"]["uri"].removeprefix(self.base_url)
-        continued = await self.post(path, {"interact_ref": interact_ref}, continue_token)
-        return str(continued["access_token"]["value"])
-
-
-async def burst_then_kill(client: Client, token: str, receiver: str, server: Server) -> int:
+async def burst_then_kill(client: ClientApp, token: str, receiver: str, server: Server) -> int:
     """Send the burst; kill -9 the server once KILL_AFTER_CREATED payments were created.
     The count of 201s seen."""
     created = 0
-    document = {
-        "walletAddress": f"{client.base_url}/alice",
-        "incomingPayment": receiver,
-        "debitAmount": usd(EACH_MINOR),
-    }
-    async with httpx.AsyncClient(base_url=client.base_url, timeout=30) as http:
-        sends = [
-            asyncio.ensure_future(
-                http.post(
-                    "/op/outgoing-payments", json=document, auth=GnapAuth(client.identity, token)
-                )
-            )
-            for _ in range(BURST_COUNT)
-        ]
-        for send in asyncio.as_completed(sends):
-            try:
-                response = await send
-            except httpx.TransportError:
-                continue  # cut off by the kill
-            assert response.status_code == 201, response.text
-            created += 1
-            if created == KILL_AFTER_CREATED:
-                server.kill_9()
+    sends = [
+        asyncio.ensure_future(
+            client.pay(token, incomingPayment=receiver, debitAmount=usd(EACH_MINOR))
+        )
+        for _ in range(BURST_COUNT)
+    ]
+    for send in asyncio.as_completed(sends):
+        try:
+            response = await send
+        except httpx.TransportError:
+            continue  # cut off by the kill
+        assert response.status_code == 201, response.text
+        created += 1
+        if created == KILL_AFTER_CREATED:
+            server.kill_9()
     return created
 
 
@@ -196,29 +154,16 @@ async def test_payments_in_flight_at_kill_9_end_cleanly_after_restart(
             )
         ).scalar_one()
         await create_wallet_address(session, "/dave", alice_asset_id, "Dave")
-        await deposit(session, seeded.alice_id, FUNDS_MINOR, "fund-alice")  # type: ignore[arg-type]
+        await deposit(session, seeded.alice_id, FUNDS_MINOR, "fund-alice")
         await session.commit()
-    base_url = app.state.settings.public_url
-    client = Client(await register_client(app), base_url)
+    identity = await register_client(app)
     server.start()
-    incoming_token = await client.token(
-        app, {"type": "incoming-payment", "actions": ["create"], "identifier": f"{base_url}/dave"},
-        interactive=False,
-    )  # fmt: skip
-    receiver = (
-        await client.post(
-            "/op/incoming-payments", {"walletAddress": f"{base_url}/dave"}, incoming_token
-        )
-    )["id"]
-    outgoing = {
-        "type": "outgoing-payment",
-        "actions": ["create", "read"],
-        "identifier": f"{base_url}/alice",
-        "limits": {"debitAmount": usd(FUNDS_MINOR)},
-    }
-    token = await client.token(app, outgoing, interactive=True)
-
-    created = await burst_then_kill(client, token, receiver, server)
+    async with httpx.AsyncClient(timeout=30) as http:
+        client = ClientApp(http, identity, app)  # acting for /alice
+        receiver = await client.receiver(f"{app.state.settings.public_url}/dave")
+        outgoing = outgoing_access(client.wallet_address, debitAmount=usd(FUNDS_MINOR))
+        token = (await client.interactive_token(outgoing))["value"]
+        created = await burst_then_kill(client, token, receiver, server)
     assert created >= KILL_AFTER_CREATED
     at_kill = await states(app)
     stored = sum(at_kill.values())

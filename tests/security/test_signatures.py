@@ -30,20 +30,19 @@ from opase.security.httpsig import (
 )
 from opase.wallets.service import add_key, revoke_key, wallet_address_id_by_path
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL
 from tests.node_oracle import sign_with_official_library
+from tests.repo import REPO
+from tests.responses import reason_of
 from tests.signing import (
     ClientIdentity,
     IssuedGrant,
     issue_grant,
     public_x,
     register_client,
+    signed,
 )
+from tests.world import AUTH, AUTHENTICATED, OUTGOING_PAYMENTS, PUBLIC_URL
 
-AUTH = f"{PUBLIC_URL}/auth"
-OUTGOING_PAYMENTS = f"{PUBLIC_URL}/op/outgoing-payments"
-AUTHENTICATED = 404
-"""A signed GET of an unknown outgoing payment once authenticated (401 when not)."""
 AUTHENTICATED_POST = 403
 """A signed outgoing payment under an incoming-payment grant once authenticated: the grant
 refuses it."""
@@ -65,39 +64,6 @@ def grant_request(identity: ClientIdentity) -> dict[str, Any]:
         "access_token": {"access": [{"type": "incoming-payment", "actions": ["create", "read"]}]},
         "client": {"walletAddress": identity.wallet_address_url},
     }
-
-
-@pytest.fixture
-async def identity(app: Starlette) -> ClientIdentity:
-    return await register_client(app)
-
-
-@pytest.fixture
-async def grant(app: Starlette, identity: ClientIdentity) -> IssuedGrant:
-    return await issue_grant(app, identity)
-
-
-def reason_of(response: httpx.Response) -> str:
-    assert response.status_code == 401, response.text
-    assert response.headers["www-authenticate"].startswith("GNAP as_uri=")
-    error = response.json()["error"]
-    assert error["code"] in ("invalid_client", "unauthorized", "invalid_continuation")
-    return str(error["details"]["reason"])
-
-
-def signed(
-    client: CheckedClient,
-    identity: ClientIdentity,
-    method: str,
-    url: str,
-    *,
-    body: Any = None,
-    token: str | None = None,
-) -> httpx.Request:
-    """A request signed by opase's signer, not yet sent (tests tamper with it first)."""
-    request = client.build_request(method, url, json=body)
-    identity.sign(request, token)
-    return request
 
 
 def covering(
@@ -619,8 +585,6 @@ async def test_an_incoming_payment_without_token_is_public_and_with_one_is_verif
 
 def test_token_optional_operations_are_those_whose_spec_signature_is_optional() -> None:
     import yaml
-
-    from tests.test_codegen import REPO
 
     spec = yaml.safe_load((REPO / "specs" / "resource-server.yaml").read_text())
     optional = set()

@@ -17,24 +17,13 @@ from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from opase_generated.routes import OPERATIONS
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL, Seeded
-from tests.signing import ClientIdentity, GnapAuth, IssuedGrant, issue_grant, register_client
+from tests.signing import ClientIdentity, GnapAuth, IssuedGrant
+from tests.world import AUTH, PUBLIC_URL, Seeded
 
 GRANT_REQUEST = {
     "access_token": {"access": [{"type": "incoming-payment", "actions": ["create", "read"]}]},
     "client": "https://client.example/app",
 }
-AUTH = f"{PUBLIC_URL}/auth"
-
-
-@pytest.fixture
-async def identity(app: Starlette) -> ClientIdentity:
-    return await register_client(app)
-
-
-@pytest.fixture
-async def grant(app: Starlette, identity: ClientIdentity) -> IssuedGrant:
-    return await issue_grant(app, identity)
 
 
 def error_of(response: object) -> dict[str, object]:

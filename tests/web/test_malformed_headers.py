@@ -25,8 +25,8 @@ from opase.security.httpsig import (
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL
 from tests.signing import ClientIdentity, IssuedGrant, issue_grant, register_client
+from tests.world import PUBLIC_URL
 
 QUOTE = {
     "walletAddress": f"{PUBLIC_URL}/alice",

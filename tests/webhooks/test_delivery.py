@@ -28,8 +28,8 @@ from opase.webhooks.delivery import canonical_json, deliver_due, deliver_forever
 from opase.webhooks.outbox import enqueue
 from opase.webhooks.service import set_webhook
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL, seed
-from tests.webhooks.conftest import SECRET, Receiver, verify_signature
+from tests.webhooks.receiver import SECRET, Receiver, verify_signature
+from tests.world import PUBLIC_URL, seed
 
 DEADLINE_S = 15.0
 

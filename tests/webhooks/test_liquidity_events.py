@@ -7,17 +7,11 @@ import pytest
 from starlette.applications import Starlette
 
 from opase.settings import Settings
-from tests.api.resource.test_outgoing_payments import (
-    ALICE,
-    DAVE,
-    Payer,
-    events,
-    payer,
-    settled,
-    usd,
-)
+from tests.actors import ClientApp
+from tests.money import usd
+from tests.state import events, settled
+from tests.world import ALICE, DAVE
 
-__all__ = ["payer"]  # a fixture, used by name
 THRESHOLD_MINOR = 45_000
 
 
@@ -27,10 +21,10 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_a_payment_crossing_the_threshold_reports_low_liquidity_once(
-    app: Starlette, payer: Payer
+    app: Starlette, payer: ClientApp
 ) -> None:
-    receiver = await payer.incoming_payment(DAVE)
-    token = await payer.outgoing_token(app)
+    receiver = await payer.receiver(DAVE)
+    token = await payer.outgoing_token()
     await payer.paid(token, incomingPayment=receiver, debitAmount=usd(4_000))  # 46000 left
     assert await events(app, "wallet_address.liquidity_low") == []
     await payer.paid(token, incomingPayment=receiver, debitAmount=usd(2_000))  # 44000 left

@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from opase_generated.routes import OPERATIONS
+from tests.api.admin.back_office import SOME_ID, create_wallet
 from tests.client import CheckedClient
-from tests.conftest import KEY_X, PUBLIC_URL
+from tests.world import KEY_X, PUBLIC_URL
 
 ADMIN_OPERATIONS = [op for op in OPERATIONS if op.server == "admin"]
-SOME_ID = "0b0e6f0e-3f4b-4a57-9d59-3c1d1b6f0a11"
 
 
 def concrete(path: str) -> str:
@@ -42,15 +42,6 @@ async def test_every_admin_operation_needs_a_valid_key(
 def test_the_admin_spec_is_fully_routed() -> None:
     assert len(ADMIN_OPERATIONS) == 20
     assert all(op.security == ("adminApiKey",) for op in ADMIN_OPERATIONS)
-
-
-async def create_wallet(admin: CheckedClient, path: str = "/alice", **extra: Any) -> dict[str, Any]:
-    asset = await admin.post("/assets", json={"code": "USD", "scale": 2})
-    assert asset.status_code == 201, asset.text
-    body = {"path": path, "assetId": asset.json()["id"], "publicName": "Alice", **extra}
-    created = await admin.post("/wallet-addresses", json=body)
-    assert created.status_code == 201, created.text
-    return created.json()  # type: ignore[no-any-return]
 
 
 async def test_a_created_wallet_address_is_served_publicly_and_deactivation_404s(

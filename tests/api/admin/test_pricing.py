@@ -14,16 +14,8 @@ from starlette.applications import Starlette
 from opase.pricing import fees as fee_service
 from opase.pricing import rates as rate_service
 from opase.storage.tables import AMOUNT_MINOR_MAX
+from tests.api.admin.back_office import SOME_ID, create_asset
 from tests.client import CheckedClient
-
-SOME_ID = "0b0e6f0e-3f4b-4a57-9d59-3c1d1b6f0a11"
-
-
-async def create_asset(admin: CheckedClient, code: str = "USD") -> str:
-    created = await admin.post("/assets", json={"code": code, "scale": 2})
-    assert created.status_code == 201, created.text
-    return created.json()["id"]  # type: ignore[no-any-return]
-
 
 # -- fees ---------------------------------------------------------------------------------
 

@@ -11,18 +11,8 @@ from starlette.applications import Starlette
 
 from opase.ledger import service as ledger
 from opase.ledger.service import TransferCursor
-from tests.api.admin.test_admin_api import SOME_ID, create_wallet
+from tests.api.admin.back_office import SOME_ID, create_wallet, deposit
 from tests.client import CheckedClient
-
-
-async def deposit(admin: CheckedClient, wallet_id: str, amount: int, key: str) -> str:
-    response = await admin.post(
-        f"/wallet-addresses/{wallet_id}/deposits",
-        json={"amount": str(amount)},
-        headers={"Idempotency-Key": key},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]  # type: ignore[no-any-return]
 
 
 async def walk(admin: CheckedClient, wallet_id: str, first: int) -> list[dict[str, Any]]:

@@ -23,22 +23,12 @@ from opase.app import build_app
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from opase.storage.tables import Grant, utc_now
-from tests.api.auth.test_grants import (
-    ALICE,
-    AUTH,
-    AUTHENTICATED,
-    FINISH,
-    Gnap,
-    error_code,
-    grant_body,
-    grant_id_of,
-    incoming,
-    outgoing,
-    set_grant,
-)
+from tests.actors import FINISH, ClientApp, grant_id_of, incoming_access, outgoing_access
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL, Seeded
-from tests.signing import ClientIdentity, GnapAuth, register_client
+from tests.responses import error_code
+from tests.rows import set_grant
+from tests.signing import register_client
+from tests.world import ALICE, AUTH, AUTHENTICATED, PUBLIC_URL
 
 IDP_SECRET = "idp-shared-secret-for-tests"
 IDP_CONSENT_URL = "https://idp.example/consent?tenant=t1"
@@ -56,16 +46,6 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         public_url=PUBLIC_URL, data_dir=tmp_path, database_url=database_url,
         idp_consent_url=IDP_CONSENT_URL, idp_secret=IDP_SECRET, grant_wait_s=0,
     )  # fmt: skip
-
-
-@pytest.fixture
-async def identity(app: Starlette, seeded: Seeded) -> ClientIdentity:
-    return await register_client(app)
-
-
-@pytest.fixture
-def gnap(client: CheckedClient, identity: ClientIdentity) -> Gnap:
-    return Gnap(client, identity)
 
 
 @pytest.fixture
@@ -87,11 +67,11 @@ class Interaction:
         self.idp_url = f"{AUTH}/grant/{self.interact_id}/{self.nonce}"
 
 
-async def interactive(gnap: Gnap, *, finish: bool = True) -> Interaction:
+async def interactive(client_app: ClientApp, *, finish: bool = True) -> Interaction:
     interact: dict[str, Any] = {"start": ["redirect"]}
     if finish:
         interact["finish"] = FINISH
-    return Interaction(await gnap.grant(outgoing(**LIMITS), interact=interact))
+    return Interaction(await client_app.grant(outgoing_access(ALICE, **LIMITS), interact=interact))
 
 
 async def idp(
@@ -155,9 +135,9 @@ def query_of(url: str) -> dict[str, list[str]]:
 
 
 async def test_start_sets_the_session_and_sends_the_owner_to_the_identity_provider(
-    gnap: Gnap, browser: CheckedClient, app: Starlette
+    client_app: ClientApp, browser: CheckedClient, app: Starlette
 ) -> None:
-    interaction = await interactive(gnap)
+    interaction = await interactive(client_app)
     response = await browser.get(interaction.start_url)
     assert response.status_code == 302, response.text
     assert response.headers["cache-control"] == "no-store"
@@ -167,7 +147,7 @@ async def test_start_sets_the_session_and_sends_the_owner_to_the_identity_provid
         "tenant": ["t1"],  # the configured URL's own query is kept
         "interactId": [str(interaction.interact_id)],
         "nonce": [interaction.nonce],
-        "clientUri": [gnap.identity.wallet_address_url],
+        "clientUri": [client_app.identity.wallet_address_url],
     }
     cookie = cookie_attributes(response)
     assert cookie["name"] == COOKIE and cookie["value"]
@@ -191,9 +171,12 @@ async def test_over_plain_http_the_cookie_is_not_secure_and_the_built_in_pages_a
     app = build_app(settings)
     try:
         async with CheckedClient(app) as client:
-            identity = await register_client(app)
-            body = grant_body(identity, incoming(["list-all"]), interact={"start": ["redirect"]})
-            asked = await client.post(f"{public_url}/auth", json=body, auth=GnapAuth(identity))
+            client_app = ClientApp(client, await register_client(app), app)
+            asked = await client_app.ask(
+                client_app.grant_request(
+                    incoming_access(["list-all"]), interact={"start": ["redirect"]}
+                )
+            )
             assert asked.status_code == 200, asked.text
             response = await client.get(asked.json()["interact"]["redirect"])
         assert response.status_code == 302, response.text
@@ -207,9 +190,9 @@ async def test_over_plain_http_the_cookie_is_not_secure_and_the_built_in_pages_a
 
 @pytest.mark.parametrize("what", ["nonce", "id", "not-a-uuid"])
 async def test_a_wrong_nonce_or_id_is_an_unknown_interaction_page(
-    gnap: Gnap, browser: CheckedClient, app: Starlette, what: str
+    client_app: ClientApp, browser: CheckedClient, app: Starlette, what: str
 ) -> None:
-    interaction = await interactive(gnap)
+    interaction = await interactive(client_app)
     before = await stored(app, interaction)
     wrong = {
         "nonce": f"{AUTH}/interact/{interaction.interact_id}/{'0' * len(interaction.nonce)}",
@@ -223,9 +206,9 @@ async def test_a_wrong_nonce_or_id_is_an_unknown_interaction_page(
 
 
 async def test_an_expired_interaction_cannot_start(
-    gnap: Gnap, browser: CheckedClient, app: Starlette
+    client_app: ClientApp, browser: CheckedClient, app: Starlette
 ) -> None:
-    interaction = await interactive(gnap)
+    interaction = await interactive(client_app)
     await set_grant(app, grant_id_of(interaction.grant),
                     interaction_expires_at=utc_now() - timedelta(seconds=1))  # fmt: skip
     before = await stored(app, interaction)
@@ -236,13 +219,13 @@ async def test_an_expired_interaction_cannot_start(
 
 
 async def test_starting_again_moves_the_interaction_to_the_last_browser(
-    gnap: Gnap, browser: CheckedClient, app: Starlette
+    client_app: ClientApp, browser: CheckedClient, app: Starlette
 ) -> None:
-    interaction = await interactive(gnap)
+    interaction = await interactive(client_app)
     assert (await browser.get(interaction.start_url)).status_code == 302
     async with CheckedClient(app) as other:
         assert (await other.get(interaction.start_url)).status_code == 302
-        assert (await accept(gnap.client, interaction)).status_code == 202
+        assert (await accept(client_app.http, interaction)).status_code == 202
         refused_page(await browser.get(interaction.finish_url), 400)
         assert (await other.get(interaction.finish_url)).status_code == 302
 
@@ -251,15 +234,15 @@ async def test_starting_again_moves_the_interaction_to_the_last_browser(
 
 
 async def test_the_identity_provider_reads_what_the_grant_asks_for(
-    gnap: Gnap, app: Starlette
+    client_app: ClientApp, app: Starlette
 ) -> None:
-    interaction = await interactive(gnap)
-    response = await idp(gnap.client, "GET", interaction.idp_url)
+    interaction = await interactive(client_app)
+    response = await idp(client_app.http, "GET", interaction.idp_url)
     assert response.status_code == 200, response.text
     details = response.json()
     assert details["grantId"] == str(grant_id_of(interaction.grant))
     assert details["state"] == "pending"
-    assert details["client"] == {"walletAddress": gnap.identity.wallet_address_url}
+    assert details["client"] == {"walletAddress": client_app.identity.wallet_address_url}
     assert details["access"] == [
         {"type": "outgoing-payment", "actions": ["create", "read"], "identifier": ALICE,
          "limits": LIMITS},
@@ -271,11 +254,11 @@ async def test_the_identity_provider_reads_what_the_grant_asks_for(
 
 
 async def test_accept_then_finish_redirects_with_hash_and_the_client_gets_its_token(
-    gnap: Gnap, browser: CheckedClient, app: Starlette
+    client_app: ClientApp, browser: CheckedClient, app: Starlette
 ) -> None:
-    interaction = await interactive(gnap)
+    interaction = await interactive(client_app)
     assert (await browser.get(interaction.start_url)).status_code == 302
-    accepted = await accept(gnap.client, interaction)
+    accepted = await accept(client_app.http, interaction)
     assert accepted.status_code == 202, accepted.text
     assert accepted.json() == {
         "grantId": str(grant_id_of(interaction.grant)),
@@ -292,26 +275,26 @@ async def test_accept_then_finish_redirects_with_hash_and_the_client_gets_its_to
     interact_ref = query["interact_ref"][0]
     assert query["hash"] == [expected_hash(interaction, interact_ref)]
     assert COOKIE not in browser.cookies  # the finish expires the session cookie
-    issued = await gnap.continue_(interaction.grant, interact_ref)
+    issued = await client_app.continue_(interaction.grant, interact_ref)
     assert issued.status_code == 200, issued.text
     token = issued.json()["access_token"]
     assert token["access"][0]["limits"] == LIMITS
-    assert await gnap.use(token["value"]) == AUTHENTICATED
+    assert await client_app.use(token["value"]) == AUTHENTICATED
     # Every step happens once.
     after = await stored(app, interaction)
     refused_page(await browser.get(interaction.finish_url), 400)
     refused_page(await browser.get(interaction.start_url), 400)
-    assert error_code(await accept(gnap.client, interaction), 400) == "invalid_interaction"
+    assert error_code(await accept(client_app.http, interaction), 400) == "invalid_interaction"
     assert await stored(app, interaction) == after
-    assert (await idp(gnap.client, "GET", interaction.idp_url)).json()["state"] == "finalized"
+    assert (await idp(client_app.http, "GET", interaction.idp_url)).json()["state"] == "finalized"
 
 
 async def test_reject_then_finish_redirects_with_the_gnap_error_and_continuation_fails(
-    gnap: Gnap, browser: CheckedClient, app: Starlette
+    client_app: ClientApp, browser: CheckedClient, app: Starlette
 ) -> None:
-    interaction = await interactive(gnap)
+    interaction = await interactive(client_app)
     assert (await browser.get(interaction.start_url)).status_code == 302
-    rejected = await reject(gnap.client, interaction)
+    rejected = await reject(client_app.http, interaction)
     assert rejected.status_code == 202, rejected.text
     assert rejected.json()["state"] == "denied"
     finished = await browser.get(interaction.finish_url)
@@ -319,36 +302,40 @@ async def test_reject_then_finish_redirects_with_the_gnap_error_and_continuation
     location = finished.headers["location"]
     assert location.startswith(f"{FINISH['uri']}?")
     assert query_of(location) == {"result": ["grant_rejected"], "error": ["user_denied"]}
-    assert error_code(await gnap.continue_(interaction.grant, "any"), 401) == "request_denied"
+    assert error_code(await client_app.continue_(interaction.grant, "any"), 401) == "request_denied"
     state, reason, *_ = await stored(app, interaction)
     assert (state, reason) == ("denied", "rejected")
     # Terminal: no second decision, no second finish.
-    assert error_code(await accept(gnap.client, interaction), 400) == "invalid_interaction"
-    assert error_code(await reject(gnap.client, interaction), 400) == "invalid_interaction"
+    assert error_code(await accept(client_app.http, interaction), 400) == "invalid_interaction"
+    assert error_code(await reject(client_app.http, interaction), 400) == "invalid_interaction"
     refused_page(await browser.get(interaction.finish_url), 400)
 
 
-async def test_a_decision_is_made_once_and_never_after_expiry(gnap: Gnap, app: Starlette) -> None:
-    twice = await interactive(gnap)
-    assert (await accept(gnap.client, twice)).status_code == 202
+async def test_a_decision_is_made_once_and_never_after_expiry(
+    client_app: ClientApp, app: Starlette
+) -> None:
+    twice = await interactive(client_app)
+    assert (await accept(client_app.http, twice)).status_code == 202
     after = await stored(app, twice)
-    assert error_code(await accept(gnap.client, twice), 400) == "invalid_interaction"
-    assert error_code(await reject(gnap.client, twice), 400) == "invalid_interaction"
+    assert error_code(await accept(client_app.http, twice), 400) == "invalid_interaction"
+    assert error_code(await reject(client_app.http, twice), 400) == "invalid_interaction"
     assert await stored(app, twice) == after
 
-    expired = await interactive(gnap)
+    expired = await interactive(client_app)
     await set_grant(app, grant_id_of(expired.grant),
                     interaction_expires_at=utc_now() - timedelta(seconds=1))  # fmt: skip
     before = await stored(app, expired)
     for decide in (accept, reject):
-        response = await decide(gnap.client, expired)
+        response = await decide(client_app.http, expired)
         assert error_code(response, 400) == "invalid_interaction"
         assert "expired" in response.json()["error"]["description"]
     assert await stored(app, expired) == before
 
 
-async def test_the_identity_provider_api_needs_the_secret(gnap: Gnap, app: Starlette) -> None:
-    interaction = await interactive(gnap)
+async def test_the_identity_provider_api_needs_the_secret(
+    client_app: ClientApp, app: Starlette
+) -> None:
+    interaction = await interactive(client_app)
     before = await stored(app, interaction)
     for secret in (None, "", "wrong-secret", IDP_SECRET + "x", IDP_SECRET[:-1]):
         for method, url in (
@@ -356,11 +343,11 @@ async def test_the_identity_provider_api_needs_the_secret(gnap: Gnap, app: Starl
             ("POST", f"{interaction.idp_url}/accept"),
             ("POST", f"{interaction.idp_url}/reject"),
         ):
-            response = await idp(gnap.client, method, url, secret)
+            response = await idp(client_app.http, method, url, secret)
             assert error_code(response, 401) == "unauthorized", (secret, url)
             assert "x-idp-secret" in response.headers["www-authenticate"]
     # Not the GNAP token nor the admin scheme either.
-    response = await gnap.client.get(
+    response = await client_app.http.get(
         interaction.idp_url, headers={"Authorization": f"Bearer {IDP_SECRET}"}
     )
     assert error_code(response, 401) == "unauthorized"
@@ -384,8 +371,10 @@ async def test_without_a_configured_secret_the_api_refuses_everything(
         await app.state.services.close()
 
 
-async def test_the_identity_provider_api_on_an_unknown_interaction_is_404(gnap: Gnap) -> None:
-    interaction = await interactive(gnap)
+async def test_the_identity_provider_api_on_an_unknown_interaction_is_404(
+    client_app: ClientApp,
+) -> None:
+    interaction = await interactive(client_app)
     wrong_nonce = f"{AUTH}/grant/{interaction.interact_id}/{'0' * len(interaction.nonce)}"
     for method, url in (
         ("GET", wrong_nonce),
@@ -393,17 +382,17 @@ async def test_the_identity_provider_api_on_an_unknown_interaction_is_404(gnap: 
         ("POST", f"{AUTH}/grant/{uuid.uuid4()}/{interaction.nonce}/reject"),
         ("GET", f"{AUTH}/grant/not-a-uuid/{interaction.nonce}"),
     ):
-        response = await idp(gnap.client, method, url)
+        response = await idp(client_app.http, method, url)
         assert error_code(response, 404) == "unknown_interaction", url
 
 
 async def test_a_decision_takes_no_body_or_the_empty_object_reference_integrations_send(
-    gnap: Gnap,
+    client_app: ClientApp,
 ) -> None:
-    interaction = await interactive(gnap)
-    response = await idp(gnap.client, "POST", f"{interaction.idp_url}/accept", json={"x": 1})
+    interaction = await interactive(client_app)
+    response = await idp(client_app.http, "POST", f"{interaction.idp_url}/accept", json={"x": 1})
     assert error_code(response, 400) == "invalid_request"
-    response = await idp(gnap.client, "POST", f"{interaction.idp_url}/accept", json={})
+    response = await idp(client_app.http, "POST", f"{interaction.idp_url}/accept", json={})
     assert response.status_code == 202, response.text
 
 
@@ -411,20 +400,20 @@ async def test_a_decision_takes_no_body_or_the_empty_object_reference_integratio
 
 
 async def test_only_the_browser_that_started_can_finish(
-    gnap: Gnap, browser: CheckedClient, app: Starlette
+    client_app: ClientApp, browser: CheckedClient, app: Starlette
 ) -> None:
-    interaction = await interactive(gnap)
+    interaction = await interactive(client_app)
     assert (await browser.get(interaction.start_url)).status_code == 302
     # Before the decision, even the right browser is turned away, and keeps its session.
     before = await stored(app, interaction)
     assert "not decided" in refused_page(await browser.get(interaction.finish_url), 400)
     assert await stored(app, interaction) == before
-    assert (await accept(gnap.client, interaction)).status_code == 202
+    assert (await accept(client_app.http, interaction)).status_code == 202
     decided = await stored(app, interaction)
     async with CheckedClient(app) as stranger:
         refused_page(await stranger.get(interaction.finish_url), 400)  # no cookie
         # A session of its own, from another interaction, is no key to this one.
-        other = await interactive(gnap)
+        other = await interactive(client_app)
         assert (await stranger.get(other.start_url)).status_code == 302
         refused_page(await stranger.get(interaction.finish_url), 400)
         # Nor a forged one.
@@ -437,11 +426,11 @@ async def test_only_the_browser_that_started_can_finish(
 
 
 async def test_the_finish_redirect_goes_only_to_the_registered_finish_uri(
-    gnap: Gnap, browser: CheckedClient
+    client_app: ClientApp, browser: CheckedClient
 ) -> None:
-    interaction = await interactive(gnap)
+    interaction = await interactive(client_app)
     assert (await browser.get(interaction.start_url)).status_code == 302
-    assert (await accept(gnap.client, interaction)).status_code == 202
+    assert (await accept(client_app.http, interaction)).status_code == 202
     evil = "https://evil.example/steal"
     finished = await browser.get(
         interaction.finish_url,
@@ -455,38 +444,38 @@ async def test_the_finish_redirect_goes_only_to_the_registered_finish_uri(
 
 
 async def test_without_a_finish_uri_the_owner_sees_a_page_and_the_client_polls(
-    gnap: Gnap, browser: CheckedClient
+    client_app: ClientApp, browser: CheckedClient
 ) -> None:
-    interaction = await interactive(gnap, finish=False)
+    interaction = await interactive(client_app, finish=False)
     assert (await browser.get(interaction.start_url)).status_code == 302
-    pending = await gnap.continue_(interaction.grant)
+    pending = await client_app.continue_(interaction.grant)
     assert pending.status_code == 200 and "access_token" not in pending.json()
-    assert (await accept(gnap.client, interaction)).status_code == 202
+    assert (await accept(client_app.http, interaction)).status_code == 202
     page = await browser.get(interaction.finish_url)
     assert page.status_code == 200, page.text
     assert page.headers["content-type"].startswith("text/html")
     assert "You approved the request" in page.text and "return to the app" in page.text
     assert COOKIE not in browser.cookies
-    issued = await gnap.continue_(interaction.grant)
+    issued = await client_app.continue_(interaction.grant)
     assert issued.status_code == 200, issued.text
-    assert await gnap.use(issued.json()["access_token"]["value"]) == AUTHENTICATED
+    assert await client_app.use(issued.json()["access_token"]["value"]) == AUTHENTICATED
     refused_page(await browser.get(interaction.finish_url), 400)
 
-    denied = await interactive(gnap, finish=False)
+    denied = await interactive(client_app, finish=False)
     assert (await browser.get(denied.start_url)).status_code == 302
-    assert (await reject(gnap.client, denied)).status_code == 202
+    assert (await reject(client_app.http, denied)).status_code == 202
     page = await browser.get(denied.finish_url)
     assert page.status_code == 200 and "You denied the request" in page.text
-    assert error_code(await gnap.continue_(denied.grant), 401) == "request_denied"
+    assert error_code(await client_app.continue_(denied.grant), 401) == "request_denied"
 
 
 async def test_a_cancelled_grant_cannot_be_decided_or_started(
-    gnap: Gnap, browser: CheckedClient, app: Starlette
+    client_app: ClientApp, browser: CheckedClient, app: Starlette
 ) -> None:
-    interaction = await interactive(gnap)
-    assert (await gnap.cancel(interaction.grant)).status_code == 204
+    interaction = await interactive(client_app)
+    assert (await client_app.cancel(interaction.grant)).status_code == 204
     before = await stored(app, interaction)
-    assert error_code(await accept(gnap.client, interaction), 400) == "invalid_interaction"
+    assert error_code(await accept(client_app.http, interaction), 400) == "invalid_interaction"
     refused_page(await browser.get(interaction.start_url), 400)
     assert await stored(app, interaction) == before
 

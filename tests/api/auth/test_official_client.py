@@ -3,30 +3,14 @@ running sandbox: what a client developer's code meets."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.node_oracle import ClientCallFailed, OfficialClient
-from tests.servers import RunningSandbox, sandbox
+from tests.node_oracle import ClientCallFailed, official_client
+from tests.servers import RunningSandbox
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with sandbox(tmp_path_factory.mktemp("sandbox")) as started:
-        yield started
-
-
-def official_client(ase: dict[str, Any]) -> OfficialClient:
-    [client] = ase["clients"]
-    key = serialization.load_pem_private_key(client["privateKey"].encode(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-    return OfficialClient(client["walletAddress"], key, client["keyId"])
 
 
 def incoming_access(actions: list[str]) -> dict[str, Any]:

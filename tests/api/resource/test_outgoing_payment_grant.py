@@ -5,86 +5,62 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-import pytest
 from starlette.applications import Starlette
 
 from opase.authorization.spending import reserve
 from opase.storage.tables import utc_now
-from tests.api.auth.test_grants import (
-    FINISH,
-    Gnap,
-    approve,
-    grant_id_of,
-    incoming,
-    outgoing,
-)
-from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL, Seeded
-from tests.signing import GnapAuth, register_client
-
-GRANT_SPENT = f"{PUBLIC_URL}/op/outgoing-payment-grant"
+from tests.actors import ClientApp, grant_id_of, incoming_access, outgoing_access
+from tests.money import eur, usd
+from tests.world import ALICE
 
 
-@pytest.fixture
-async def gnap(client: CheckedClient, app: Starlette, seeded: Seeded) -> Gnap:
-    return Gnap(client, await register_client(app))
-
-
-async def outgoing_token(gnap: Gnap, app: Starlette, **limits: Any) -> tuple[dict[str, Any], str]:
-    grant = await gnap.grant(outgoing(**limits), interact={"start": ["redirect"], "finish": FINISH})
-    issued = await gnap.continue_(grant, await approve(app, grant))
-    assert issued.status_code == 200, issued.text
-    return grant, issued.json()["access_token"]["value"]
-
-
-async def spent_of(gnap: Gnap, token: str) -> httpx.Response:
-    return await gnap.client.get(GRANT_SPENT, auth=GnapAuth(gnap.identity, token))
+async def outgoing_grant(client_app: ClientApp, **limits: Any) -> tuple[dict[str, Any], str]:
+    """An approved outgoing-payment grant for Alice within `limits`, and its token's value."""
+    grant, token = await client_app.interactive_grant(outgoing_access(ALICE, **limits))
+    return grant, token["value"]
 
 
 async def test_spent_amounts_follow_reservations_in_the_current_interval(
-    gnap: Gnap, app: Starlette
+    client_app: ClientApp, app: Starlette
 ) -> None:
-    debit = {"value": "2500", "assetCode": "USD", "assetScale": 2}
-    grant, token = await outgoing_token(
-        gnap, app, debitAmount=debit, interval="R/2026-01-01T00:00:00Z/P1M"
+    grant, token = await outgoing_grant(
+        client_app, debitAmount=usd(2500), interval="R/2026-01-01T00:00:00Z/P1M"
     )
-    response = await spent_of(gnap, token)
+    response = await client_app.spent(token)
     assert response.status_code == 200, response.text
     assert response.json() == {
-        "spentDebitAmount": {"value": "0", "assetCode": "USD", "assetScale": 2},
+        "spentDebitAmount": usd(0),
         "spentReceiveAmount": None,  # no receiveAmount limit: no asset to state it in
     }
     async with app.state.services.sessions() as session:
         await reserve(session, grant_id_of(grant), at=utc_now(), debit_minor=700, receive_minor=650)
         await session.commit()
-    assert (await spent_of(gnap, token)).json()["spentDebitAmount"]["value"] == "700"
+    assert (await client_app.spent(token)).json()["spentDebitAmount"]["value"] == "700"
 
 
 async def test_a_receive_limit_reports_the_receive_amount_and_the_wallets_debit_asset(
-    gnap: Gnap, app: Starlette
+    client_app: ClientApp, app: Starlette
 ) -> None:
-    receive = {"value": "9000", "assetCode": "EUR", "assetScale": 3}
-    grant, token = await outgoing_token(gnap, app, receiveAmount=receive)
+    grant, token = await outgoing_grant(client_app, receiveAmount=eur(9000))
     async with app.state.services.sessions() as session:
         await reserve(
             session, grant_id_of(grant), at=utc_now(), debit_minor=120, receive_minor=1100
         )
         await session.commit()
-    assert (await spent_of(gnap, token)).json() == {
-        "spentDebitAmount": {"value": "120", "assetCode": "USD", "assetScale": 2},
-        "spentReceiveAmount": {"value": "1100", "assetCode": "EUR", "assetScale": 3},
+    assert (await client_app.spent(token)).json() == {
+        "spentDebitAmount": usd(120),
+        "spentReceiveAmount": eur(1100),
     }
 
 
-async def test_a_token_without_outgoing_payments_is_forbidden(gnap: Gnap) -> None:
-    token = (await gnap.grant(incoming()))["access_token"]["value"]
-    response = await spent_of(gnap, token)
+async def test_a_token_without_outgoing_payments_is_forbidden(client_app: ClientApp) -> None:
+    token = (await client_app.grant(incoming_access()))["access_token"]["value"]
+    response = await client_app.spent(token)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "forbidden"
 
 
-async def test_a_revoked_token_is_refused(gnap: Gnap, app: Starlette) -> None:
-    grant, token = await outgoing_token(gnap, app)
-    assert (await gnap.cancel(grant)).status_code == 204
-    assert (await spent_of(gnap, token)).status_code == 401
+async def test_a_revoked_token_is_refused(client_app: ClientApp, app: Starlette) -> None:
+    grant, token = await outgoing_grant(client_app)
+    assert (await client_app.cancel(grant)).status_code == 204
+    assert (await client_app.spent(token)).status_code == 401

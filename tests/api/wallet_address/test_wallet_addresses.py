@@ -14,7 +14,7 @@ from opase.storage.migrate import upgrade
 from opase.wallets.service import add_key, deactivate_wallet_address
 from opase.web.response_check import ResponseViolation
 from tests.client import CheckedClient
-from tests.conftest import KEY_X, PUBLIC_URL, Seeded, seed
+from tests.world import KEY_X, PUBLIC_URL, Seeded, seed
 
 
 async def test_wallet_address_document_has_the_requested_url_as_id(
