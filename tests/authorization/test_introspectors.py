@@ -1,14 +1,10 @@
-"""Token introspection: the answer for live and dead tokens, the access coverage rules, the
-HTTP API of the introspection listener (checked against specs/introspection.yaml), the HTTP
-introspector the split resource server uses, which fails closed, and the role split of the
-public app."""
+"""Token introspection (`opase.authorization.introspectors`): the answer for live and dead
+tokens, the access coverage rules, and the HTTP introspector the split resource server uses,
+which fails closed. The listener's HTTP API is tested in tests/api/introspection."""
 
 from __future__ import annotations
 
-import secrets
 import socket
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +12,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from opase.app import build_app, build_introspection_app, check_roles, parse_roles
+from opase.app import build_introspection_app
 from opase.authorization.introspectors import (
     CachedIntrospector,
     HttpIntrospector,
@@ -26,71 +22,20 @@ from opase.authorization.introspectors import (
     introspect,
 )
 from opase.errors import error_response
-from opase.security.access_tokens import token_sha256
 from opase.services import Services
 from opase.settings import Settings
-from opase.storage.tables import AccessToken, Grant
-from tests.client import CheckedClient
-from tests.signing import ClientIdentity
+from tests.authorization.granted import (
+    ALICE,
+    BOB,
+    CLIENT,
+    GRANTED,
+    INCOMING,
+    LIMITS,
+    OUTGOING,
+    QUOTE,
+    finalized_grant,
+)
 from tests.world import PUBLIC_URL
-
-ALICE = f"{PUBLIC_URL}/alice"
-BOB = f"{PUBLIC_URL}/bob"
-CLIENT = ClientIdentity("https://client.example/app", "client-key-1")
-INCOMING = {
-    "type": "incoming-payment",
-    "actions": ["create", "read-all", "list"],
-    "identifier": ALICE,
-}
-LIMITS = {
-    "debitAmount": {"value": "500", "assetCode": "USD", "assetScale": 2},
-    "interval": "R/2025-01-01T00:00:00Z/P1M",
-}
-OUTGOING = {
-    "type": "outgoing-payment",
-    "actions": ["create", "read"],
-    "identifier": ALICE,
-    "limits": LIMITS,
-}
-QUOTE = {"type": "quote", "actions": ["create", "read"]}
-GRANTED: list[dict[str, Any]] = [INCOMING, OUTGOING, QUOTE]
-API_KEY = "introspection-key-0123456789"
-
-
-async def finalized_grant(
-    services: Services,
-    *,
-    access: list[dict[str, Any]] | None = None,
-    by_jwk: bool = False,
-    state: str = "finalized",
-    expires_at: datetime | None = None,
-    revoked_at: datetime | None = None,
-) -> tuple[uuid.UUID, str]:
-    """A grant as the authorization server stores it once its token is issued; (grant id,
-    token value)."""
-    token = secrets.token_urlsafe(24)
-    grant = Grant(
-        state=state,
-        client_wallet_address=None if by_jwk else CLIENT.wallet_address_url,
-        client_jwk=CLIENT.jwk if by_jwk else None,
-        client_key_id=CLIENT.key_id,
-        client_key_thumbprint=CLIENT.thumbprint,
-        continue_token_sha256=token_sha256(secrets.token_urlsafe(24)),
-        access=GRANTED if access is None else access,
-    )
-    async with services.sessions() as session:
-        session.add(grant)
-        await session.flush()
-        session.add(
-            AccessToken(
-                grant_id=grant.id,
-                value_sha256=token_sha256(token),
-                expires_at=expires_at or datetime.now(UTC) + timedelta(minutes=10),
-                revoked_at=revoked_at,
-            )
-        )
-        await session.commit()
-    return grant.id, token
 
 
 @pytest.fixture
@@ -198,90 +143,6 @@ async def test_one_uncovered_item_makes_the_token_inactive(services: Services) -
     assert await introspect(services.sessions, token, requested) == {"active": False}
 
 
-# -- the HTTP API --------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def api(app: Starlette, settings: Settings) -> AsyncIterator[CheckedClient]:
-    """The introspection listener's app beside the public one, sharing its services."""
-    async with CheckedClient(build_introspection_app(settings, app.state.services)) as client:
-        yield client
-
-
-async def test_the_api_answers_active_and_inactive_as_the_spec_says(
-    api: CheckedClient, services: Services
-) -> None:
-    grant_id, token = await finalized_grant(services, by_jwk=True)
-    response = await api.post("/", json={"access_token": token})
-    assert response.status_code == 200
-    assert response.json() == {
-        "active": True, "grant": str(grant_id), "access": GRANTED, "client": {"jwk": CLIENT.jwk}
-    }  # fmt: skip
-    requested = {"type": "outgoing-payment", "actions": ["read"], "identifier": ALICE}
-    response = await api.post("/", json={"access_token": token, "access": [requested]})
-    assert response.json()["access"] == [OUTGOING]
-    requested["actions"] = ["list"]
-    response = await api.post("/", json={"access_token": token, "access": [requested]})
-    assert response.json() == {"active": False}
-    assert (await api.post("/", json={"access_token": "nope"})).json() == {"active": False}
-    assert api.checked_count == 4
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {},
-        {"access_token": ""},
-        {"access_token": "t", "access": []},
-        {"access_token": "t", "access": [{"type": "quote", "actions": ["list"]}]},
-        {"access_token": "t", "extra": 1},
-    ],
-)
-async def test_the_api_refuses_what_is_not_an_introspection_request(
-    api: CheckedClient, body: dict[str, Any]
-) -> None:
-    response = await api.post("/", json=body)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_request"
-
-
-async def test_the_api_routes_nothing_else(api: CheckedClient) -> None:
-    assert (await api.get("/")).status_code == 405
-    assert (await api.post("/introspect", json={"access_token": "t"})).status_code == 404
-    assert (await api.post("/auth", json={"access_token": "t"})).status_code == 404
-
-
-async def test_the_api_key_when_set_is_required(app: Starlette, settings: Settings) -> None:
-    keyed = Settings(**(settings.model_dump() | {"introspection_api_key": API_KEY}))
-    introspection_app = build_introspection_app(keyed, app.state.services)
-    async with CheckedClient(introspection_app) as api:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}):
-            response = await api.post("/", json={"access_token": "t"}, headers=headers)
-            assert response.status_code == 401
-            assert response.headers["www-authenticate"].startswith("Bearer")
-        response = await api.post(
-            "/", json={"access_token": "t"}, headers={"Authorization": f"Bearer {API_KEY}"}
-        )
-        assert response.status_code == 200 and response.json() == {"active": False}
-    introspector = HttpIntrospector(
-        "http://introspection.test/",
-        api_key=API_KEY,
-        transport=httpx.ASGITransport(app=introspection_app),
-    )
-    try:
-        assert await introspector.introspect("t") == {"active": False}
-    finally:
-        await introspector.aclose()
-
-
-async def test_the_public_app_does_not_route_introspection(
-    client: CheckedClient, services: Services
-) -> None:
-    _, token = await finalized_grant(services)
-    response = await client.post(f"{PUBLIC_URL}/", json={"access_token": token})
-    assert response.status_code == 404
-
-
 # -- the HTTP introspector -----------------------------------------------------------------
 
 
@@ -371,33 +232,3 @@ async def test_services_ask_over_http_only_when_an_introspection_url_is_set(
         assert isinstance(services.introspector.inner, HttpIntrospector)
     finally:
         await services.close()
-
-
-# -- roles ---------------------------------------------------------------------------------
-
-
-async def test_the_auth_role_serves_no_resource_server_and_resource_no_auth(
-    settings: Settings, app: Starlette
-) -> None:
-    services = app.state.services
-    auth_only = build_app(settings, services, roles=parse_roles(["auth"]))
-    async with CheckedClient(auth_only) as client:
-        assert (await client.get(f"{PUBLIC_URL}/op/incoming-payments/abc")).status_code == 404
-        assert (await client.get(f"{PUBLIC_URL}/alice")).status_code == 404
-        assert (await client.post(f"{PUBLIC_URL}/auth", json={})).status_code != 404
-    remote = Settings(**(settings.model_dump() | {"introspection_url": "http://127.0.0.1:4200"}))
-    resource_only = build_app(remote, services, roles=parse_roles(["resource"]))
-    async with CheckedClient(resource_only) as client:
-        assert (await client.post(f"{PUBLIC_URL}/auth", json={})).status_code == 404
-        assert (await client.get(f"{PUBLIC_URL}/op/quotes/abc")).status_code != 404
-
-
-def test_the_resource_role_alone_needs_an_introspection_url(settings: Settings) -> None:
-    with pytest.raises(ValueError, match="introspection_url"):
-        check_roles(settings, parse_roles(["resource"]))
-    check_roles(settings, parse_roles(["all"]))
-    check_roles(settings, parse_roles(["auth"]))
-    assert parse_roles(["all"]) == ("auth", "resource", "wallet")
-    assert parse_roles(["wallet", "auth"]) == ("auth", "wallet")
-    with pytest.raises(ValueError, match="roles"):
-        parse_roles(["admin"])
