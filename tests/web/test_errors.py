@@ -4,6 +4,7 @@ renders through the one builder."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -15,8 +16,11 @@ from opase.app import build_app
 from opase.errors import OpaseError, error_response
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
+from opase.web.response_check import ResponseViolation
 from opase_generated.routes import OPERATIONS
 from tests.client import CheckedClient
+from tests.operations import IMPLEMENTED_OPERATIONS
+from tests.responses import error_code
 from tests.signing import ClientIdentity, GnapAuth, IssuedGrant
 from tests.world import AUTH, PUBLIC_URL, Seeded
 
@@ -113,13 +117,13 @@ async def test_the_largest_uint64_is_a_valid_amount(
     auth = GnapAuth(identity, grant.access_token)
     response = await client.post(f"{PUBLIC_URL}/op/quotes", json=quote, auth=auth)
     # Past the schema: the handler's authorization answers (the grant holds no quote access).
-    assert response.status_code == 403, response.text
+    assert error_code(response, 403) == "forbidden"
 
 
 async def test_a_body_over_the_limit_is_413(client: CheckedClient) -> None:
     padding = "x" * (64 * 1024)
     response = await client.post(AUTH, json={**GRANT_REQUEST, "padding": padding})
-    assert response.status_code == 413
+    assert error_code(response, 413) == "payload_too_large"
 
 
 async def test_a_body_on_an_operation_without_one_is_400(
@@ -145,14 +149,17 @@ async def test_unknown_paths_and_methods(
     client: CheckedClient, method: str, url: str, status: int
 ) -> None:
     response = await client.request(method, url)
-    assert response.status_code == status
+    code = error_code(response, status)
     if status == 405:
+        assert code == "method_not_allowed"
         assert response.headers["allow"]
+    else:
+        assert code == "not_found"
 
 
 async def test_no_trailing_slash_redirects(client: CheckedClient) -> None:
     response = await client.post(f"{PUBLIC_URL}/op/quotes/", json={})
-    assert response.status_code == 404
+    assert error_code(response, 404) == "not_found"
     assert "location" not in response.headers
 
 
@@ -208,7 +215,7 @@ async def test_an_unexpected_failure_is_a_generic_500(
 
 
 async def test_dev_mode_turns_a_response_that_breaks_the_spec_into_a_500(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = Settings(public_url=PUBLIC_URL, data_dir=tmp_path, validate_responses=True)
     await upgrade(settings)
@@ -219,15 +226,30 @@ async def test_dev_mode_turns_a_response_that_breaks_the_spec_into_a_500(
 
     monkeypatch.setitem(app.state.router.handlers, "get-wallet-address", wrong)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as raw_client:
-        response = await raw_client.get("/alice")
+    try:
+        with caplog.at_level(logging.ERROR, logger="opase.web.response_check"):
+            async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as raw_client:
+                response = await raw_client.get("/alice")
+    finally:
+        await app.state.services.close()
     assert response.status_code == 500
-    await app.state.services.close()
+    assert error_of(response)["code"] == "internal_error"
+    assert "two" not in response.text  # the violation is logged, not sent
+    # The log says which response broke which part of the spec.
+    [record] = [r for r in caplog.records if r.name == "opase.web.response_check"]
+    assert record.getMessage() == "response breaks the spec"
+    assert record.exc_info is not None
+    violation = record.exc_info[1]
+    assert isinstance(violation, ResponseViolation)
+    assert str(violation).startswith("GET / -> 200 breaks wallet-address-server")
+    assert "'two' is not of type 'integer'" in str(violation)
+    assert "'assetCode' is a required property" in str(violation)
 
 
-def test_operations_table_is_not_empty() -> None:
-    # Open Payments specs + admin + introspection + interaction + identity provider API
-    assert len(OPERATIONS) == 18 + 20 + 1 + 2 + 3
+def test_the_routing_table_has_one_route_per_implemented_operation() -> None:
+    implemented = [op_id for ids in IMPLEMENTED_OPERATIONS.values() for op_id in ids]
+    assert len(OPERATIONS) == len(implemented) == len(set(implemented))
+    assert {op.operation_id for op in OPERATIONS} == set(implemented)
 
 
 def test_a_busy_or_lost_database_is_503_with_retry_after_not_500() -> None:

@@ -15,6 +15,7 @@ from opase.pricing import rates as rate_service
 from opase.storage.tables import AMOUNT_MINOR_MAX
 from tests.api.admin.back_office import SOME_ID, create_asset
 from tests.client import CheckedClient
+from tests.responses import error_code
 
 # -- fees ---------------------------------------------------------------------------------
 
@@ -53,8 +54,8 @@ async def test_fees_are_set_per_side_replaced_and_listed(
 
 async def test_fees_of_an_unknown_asset_are_404(admin: CheckedClient) -> None:
     put = await admin.put(f"/assets/{SOME_ID}/fees/sending", json={"fixed": "1", "basisPoints": 1})
-    assert put.status_code == 404, put.text
-    assert (await admin.get(f"/assets/{SOME_ID}/fees")).status_code == 404
+    assert error_code(put, 404) == "not_found"
+    assert error_code(await admin.get(f"/assets/{SOME_ID}/fees"), 404) == "not_found"
 
 
 @pytest.mark.parametrize(
@@ -86,7 +87,7 @@ async def test_bad_fees_are_refused_and_change_nothing(
     assert (await admin.put(url, json={"fixed": "7", "basisPoints": 70})).status_code == 200
     before = (await admin.get(f"/assets/{asset_id}/fees")).json()
     response = await admin.put(url, json=body)
-    assert response.status_code == 400, response.text
+    assert error_code(response, 400) == "invalid_request"
     assert response.json()["error"]["code"] == "invalid_request"
     assert (await admin.get(f"/assets/{asset_id}/fees")).json() == before
 
@@ -94,7 +95,8 @@ async def test_bad_fees_are_refused_and_change_nothing(
 async def test_an_unknown_fee_kind_is_refused(admin: CheckedClient) -> None:
     asset_id = await create_asset(admin)
     body = {"fixed": "1", "basisPoints": 1}
-    assert (await admin.put(f"/assets/{asset_id}/fees/other", json=body)).status_code == 400
+    other = await admin.put(f"/assets/{asset_id}/fees/other", json=body)
+    assert error_code(other, 400) == "invalid_request"
     assert (await admin.get(f"/assets/{asset_id}/fees")).json() == {"result": []}
 
 
@@ -151,7 +153,7 @@ async def test_bad_rates_are_refused_and_change_nothing(admin: CheckedClient, ra
     response = await admin.put(
         "/exchange-rates", json={"base": "USD", "rates": {"GBP": "0.79", "JPY": rate}}
     )
-    assert response.status_code == 400, response.text
+    assert error_code(response, 400) == "invalid_request"
     assert (await admin.get("/exchange-rates?base=USD")).json()["rates"] == {"EUR": "0.92"}
 
 
@@ -174,14 +176,14 @@ async def test_bad_rate_tables_are_refused_and_change_nothing(
 ) -> None:
     await admin.put("/exchange-rates", json={"base": "USD", "rates": {"EUR": "0.92"}})
     response = await admin.put("/exchange-rates", json=body)
-    assert response.status_code == 400, response.text
+    assert error_code(response, 400) == "invalid_request"
     assert (await admin.get("/exchange-rates?base=USD")).json()["rates"] == {"EUR": "0.92"}
 
 
 async def test_reading_rates_needs_a_valid_base(admin: CheckedClient) -> None:
-    assert (await admin.get("/exchange-rates")).status_code == 400
-    assert (await admin.get("/exchange-rates?base=usd")).status_code == 400
-    assert (await admin.get("/exchange-rates?base=USD&base=EUR")).status_code == 400
+    for query in ("", "?base=usd", "?base=USD&base=EUR"):
+        response = await admin.get(f"/exchange-rates{query}")
+        assert error_code(response, 400) == "invalid_request", query
 
 
 async def test_a_put_with_an_idempotency_key_answers_a_repeat_and_refuses_a_reuse(
@@ -195,5 +197,5 @@ async def test_a_put_with_an_idempotency_key_answers_a_repeat_and_refuses_a_reus
     assert first.status_code == again.status_code == 200
     assert first.json() == again.json()  # the stored answer, updatedAt included
     reused = await admin.put(url, json={"fixed": "6", "basisPoints": 5}, headers=key)
-    assert reused.status_code == 409, reused.text
+    assert error_code(reused, 409) == "conflict"
     assert (await admin.get(f"/assets/{asset_id}/fees")).json()["result"] == [first.json()]

@@ -13,6 +13,7 @@ from opase.ledger import service as ledger
 from opase.ledger.service import TransferCursor
 from tests.api.admin.back_office import SOME_ID, create_wallet, deposit
 from tests.client import CheckedClient
+from tests.responses import error_code
 
 
 async def walk(admin: CheckedClient, wallet_id: str, first: int) -> list[dict[str, Any]]:
@@ -141,7 +142,7 @@ async def test_bad_cursors_and_page_sizes_are_refused(admin: CheckedClient) -> N
         {"first": "1.5"},
     ]:
         response = await admin.get(url, params=params)
-        assert response.status_code == 400, (params, response.text)
+        assert error_code(response, 400) == "invalid_request", (params, response.text)
         assert response.json()["error"]["code"] == "invalid_request"
 
 
@@ -150,4 +151,4 @@ async def test_an_unknown_wallet_address_is_404(
     admin: CheckedClient, params: dict[str, str]
 ) -> None:
     response = await admin.get(f"/wallet-addresses/{SOME_ID}/transfers", params=params)
-    assert response.status_code == 404, response.text
+    assert error_code(response, 404) == "not_found"

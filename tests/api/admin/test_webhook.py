@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from opase.webhooks.service import webhook_secret
 from tests.client import CheckedClient
+from tests.responses import error_code
 
 SECRET = "whsec-0123456789abcdef0123456789"
 
@@ -70,5 +71,5 @@ async def test_bad_webhooks_are_refused_and_change_nothing(
     first = await admin.put("/webhook", json={"url": "https://hooks.example/a", "secret": SECRET})
     assert first.status_code == 200
     response = await admin.put("/webhook", json=body)
-    assert response.status_code == 400, response.text
+    assert error_code(response, 400) == "invalid_request"
     assert (await admin.get("/webhook")).json() == first.json()

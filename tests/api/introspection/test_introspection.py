@@ -16,6 +16,7 @@ from opase.authorization.introspectors import HttpIntrospector
 from opase.settings import Settings
 from tests.authorization.granted import ALICE, CLIENT, GRANTED, OUTGOING, finalized_grant
 from tests.client import CheckedClient
+from tests.responses import error_code
 from tests.world import PUBLIC_URL
 
 API_KEY = "introspection-key-0123456789"
@@ -63,15 +64,17 @@ async def test_the_api_answers_active_and_inactive_as_the_spec_says(
 async def test_the_api_refuses_what_is_not_an_introspection_request(
     api: CheckedClient, body: dict[str, Any]
 ) -> None:
-    response = await api.post("/", json=body)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_request"
+    assert error_code(await api.post("/", json=body), 400) == "invalid_request"
 
 
 async def test_the_api_routes_nothing_else(api: CheckedClient) -> None:
-    assert (await api.get("/")).status_code == 405
-    assert (await api.post("/introspect", json={"access_token": "t"})).status_code == 404
-    assert (await api.post("/auth", json={"access_token": "t"})).status_code == 404
+    get = await api.get("/")
+    assert error_code(get, 405) == "method_not_allowed"
+    assert get.headers["allow"] == "POST"
+    for path in ("/introspect", "/auth"):
+        unrouted = await api.post(path, json={"access_token": "t"})
+        assert error_code(unrouted, 404) == "not_found"
+        assert unrouted.json()["error"]["description"] == f"no resource at {path}"
 
 
 async def test_the_api_key_when_set_is_required(app: Starlette, settings: Settings) -> None:
@@ -80,7 +83,7 @@ async def test_the_api_key_when_set_is_required(app: Starlette, settings: Settin
     async with CheckedClient(introspection_app) as api:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}):
             response = await api.post("/", json={"access_token": "t"}, headers=headers)
-            assert response.status_code == 401
+            assert error_code(response, 401) == "unauthorized"
             assert response.headers["www-authenticate"].startswith("Bearer")
         response = await api.post(
             "/", json={"access_token": "t"}, headers={"Authorization": f"Bearer {API_KEY}"}
@@ -102,4 +105,5 @@ async def test_the_public_app_does_not_route_introspection(
 ) -> None:
     _, token = await finalized_grant(app.state.services)
     response = await client.post(f"{PUBLIC_URL}/", json={"access_token": token})
-    assert response.status_code == 404
+    assert error_code(response, 404) == "not_found"
+    assert token not in response.text

@@ -173,7 +173,7 @@ async def test_authorization(
     receiver = await client_app.receiver(ALICE)
     body = {"walletAddress": ALICE, "receiver": receiver, "method": "ilp"}
     unsigned = await client.post(QUOTES, json=body | {"debitAmount": usd(1)})
-    assert unsigned.status_code == 401
+    error_description(unsigned, 401)
     assert unsigned.headers["WWW-Authenticate"] == f'GNAP as_uri="{AUTH}"'
     for url in (f"{QUOTES}/{uuid.uuid4()}", f"{QUOTES}/abc"):
         error_description(await client.get(url), 401)  # without a token, not even whether it exists

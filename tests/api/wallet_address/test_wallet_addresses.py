@@ -14,6 +14,7 @@ from opase.storage.migrate import upgrade
 from opase.wallets.service import add_key, deactivate_wallet_address
 from opase.web.response_check import ResponseViolation
 from tests.client import CheckedClient
+from tests.responses import error_code
 from tests.world import KEY_X, PUBLIC_URL, Seeded, seed
 
 
@@ -71,7 +72,7 @@ async def test_unknown_and_deactivated_addresses_are_404(
     client: CheckedClient, seeded: Seeded, path: str
 ) -> None:
     response = await client.get(path)
-    assert response.status_code == 404
+    assert error_code(response, 404) == "not_found"
     assert response.json()["error"]["code"] == "not_found"
 
 
@@ -81,7 +82,7 @@ async def test_only_the_exact_url_is_a_wallet_address(
 ) -> None:
     # A signature covers the exact URL: no trailing-slash redirect, no decoded aliases.
     response = await client.get(path)
-    assert response.status_code == 404
+    assert error_code(response, 404) == "not_found"
     assert "location" not in response.headers
 
 
@@ -97,7 +98,7 @@ async def test_did_document_lists_the_keys(client: CheckedClient, seeded: Seeded
 
 async def test_other_methods_are_405_with_allow(client: CheckedClient, seeded: Seeded) -> None:
     response = await client.post("/alice", json={})
-    assert response.status_code == 405
+    assert error_code(response, 405) == "method_not_allowed"
     assert response.headers["allow"] == "GET"
 
 
@@ -117,7 +118,7 @@ async def test_html_clients_are_redirected_when_a_page_is_configured(tmp_path: P
             "https://bank.example/pay?to=https%3A%2F%2Fwallet.example%2Falice&path=/alice"
         )
         unknown = await client.get("/nobody", headers={"Accept": "text/html"})
-        assert unknown.status_code == 404
+        assert error_code(unknown, 404) == "not_found"
         as_json = await client.get("/alice", headers={"Accept": "application/json, text/html"})
         assert as_json.status_code == 200
     await app.state.services.close()
@@ -157,7 +158,7 @@ async def test_a_change_in_this_process_is_seen_at_once(
     services.forget_wallet_address("/accounts/bob")
     kids = [key["kid"] for key in (await client.get("/alice/jwks.json")).json()["keys"]]
     assert sorted(kids) == ["key-1", "key-2"]
-    assert (await client.get("/accounts/bob")).status_code == 404
+    assert error_code(await client.get("/accounts/bob"), 404) == "not_found"
 
 
 async def test_without_a_cache_every_read_sees_the_database(tmp_path: Path) -> None:
@@ -170,7 +171,7 @@ async def test_without_a_cache_every_read_sees_the_database(tmp_path: Path) -> N
         async with app.state.services.sessions() as session:
             await deactivate_wallet_address(session, seeded.alice_id)
             await session.commit()
-        assert (await client.get("/alice")).status_code == 404
+        assert error_code(await client.get("/alice"), 404) == "not_found"
         bob = await client.get("/accounts/bob")
         assert bob.headers["cache-control"] == "public, max-age=0"
     await app.state.services.close()
@@ -202,7 +203,7 @@ async def test_the_fast_path_sends_what_the_full_path_sent(
         assert second.content == first.content
         assert second.headers.multi_items() == first.headers.multi_items()
     # A remembered 404 and a query string both take the full path, with the error body.
-    assert (await client.get("/nobody")).status_code == 404
+    assert error_code(await client.get("/nobody"), 404) == "not_found"
     again = await client.get("/nobody")
     assert again.status_code == 404 and again.json()["error"]["code"] == "not_found"
     assert (await client.get("/alice?x=1")).status_code == 200
