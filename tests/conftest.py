@@ -1,10 +1,10 @@
-"""Shared fixtures: settings on a temporary database, the app, and a spec-checking client."""
+"""Shared fixtures: settings on a temporary database, the app, a spec-checking client, the
+seeded ASE (tests.world), the client apps (tests.actors), and a sandbox."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -15,19 +15,13 @@ from starlette.applications import Starlette
 from opase.app import build_app
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
-from opase.wallets.service import (
-    add_key,
-    create_asset,
-    create_wallet_address,
-    deactivate_wallet_address,
-)
+from tests.actors import ClientApp
 from tests.client import CheckedClient
+from tests.servers import RunningSandbox, sandbox
+from tests.signing import ClientIdentity, IssuedGrant, issue_grant, register_client
+from tests.world import PUBLIC_URL, Seeded, add_dave_and_fund_alice, seed, set_prices
 
 pytest_plugins = ["tests.postgres_server"]
-
-PUBLIC_URL = "https://wallet.example"
-# An Ed25519 public key (RFC 8037 Appendix A.2), base64url.
-KEY_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -80,26 +74,58 @@ async def client(app: Starlette) -> AsyncIterator[CheckedClient]:
         yield checked
 
 
-@dataclass(frozen=True)
-class Seeded:
-    alice_id: object
-    bob_id: object
-
-
 @pytest.fixture
 async def seeded(app: Starlette) -> Seeded:
     return await seed(app)
 
 
-async def seed(app: Starlette) -> Seeded:
-    """/alice (USD, named, one key), /accounts/bob (EUR 3, unnamed), /carol (deactivated)."""
-    async with app.state.services.sessions() as session:
-        usd = await create_asset(session, "USD", 2)
-        eur = await create_asset(session, "EUR", 3)
-        alice = await create_wallet_address(session, "/alice", usd.id, "Alice")
-        bob = await create_wallet_address(session, "/accounts/bob", eur.id, None)
-        carol = await create_wallet_address(session, "/carol", usd.id, "Carol")
-        await add_key(session, alice.id, "key-1", KEY_X)
-        await deactivate_wallet_address(session, carol.id)
-        await session.commit()
-    return Seeded(alice.id, bob.id)
+# --- the actors (tests.actors) -----------------------------------------------------------
+
+
+@pytest.fixture
+async def identity(app: Starlette) -> ClientIdentity:
+    """A client app's key, published at its wallet address /client-app of this ASE."""
+    return await register_client(app)
+
+
+@pytest.fixture
+async def grant(app: Starlette, identity: ClientIdentity) -> IssuedGrant:
+    """A finalized incoming-payment grant of `identity`, stored straight into the tables."""
+    return await issue_grant(app, identity)
+
+
+@pytest.fixture
+async def client_app(
+    app: Starlette, seeded: Seeded, client: CheckedClient, identity: ClientIdentity
+) -> ClientApp:
+    """The client app with `identity`'s key, acting for Alice in the seeded ASE."""
+    return ClientApp(client, identity, app)
+
+
+@pytest.fixture
+async def other_app(app: Starlette, client_app: ClientApp, client: CheckedClient) -> ClientApp:
+    """A second client app (/other-app), also acting for Alice."""
+    return ClientApp(client, await register_client(app, "/other-app", "other-key-1"), app)
+
+
+@pytest.fixture
+async def payer(app: Starlette, seeded: Seeded, client_app: ClientApp) -> ClientApp:
+    """The client app, with Alice funded (ALICE_FUNDS_MINOR) and /dave to pay."""
+    await add_dave_and_fund_alice(app, seeded)
+    return client_app
+
+
+@pytest.fixture
+async def priced(app: Starlette, seeded: Seeded) -> None:
+    """1 USD = 0.9137 EUR; USD sending fee 25 + 50 bp, EUR receiving fee 100 + 30 bp."""
+    await set_prices(app)
+
+
+# --- a sandbox as a user starts it (tests.servers) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """`opase sandbox` in a subprocess, one per test module."""
+    with sandbox(tmp_path_factory.mktemp("sandbox")) as started:
+        yield started

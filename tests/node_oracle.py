@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 NODE_TIMEOUT_S = 60.0
@@ -123,6 +128,14 @@ class OfficialClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def official_client(ase: dict[str, Any]) -> OfficialClient:
+    """The official client as the sandbox ASE `ase` (its manifest entry) registered it."""
+    [client] = ase["clients"]
+    key = load_pem_private_key(client["privateKey"].encode(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return OfficialClient(client["walletAddress"], key, client["keyId"])
 
 
 class ClientCallFailed(Exception):

@@ -128,3 +128,18 @@ async def issue_grant(
         session.add(token)
         await session.commit()
     return IssuedGrant(grant.id, continue_token, access_token, token.id)
+
+
+def signed(
+    client: httpx.AsyncClient,
+    identity: ClientIdentity,
+    method: str,
+    url: str,
+    *,
+    body: Any = None,
+    token: str | None = None,
+) -> httpx.Request:
+    """A request signed by opase's signer, not yet sent (tests tamper with it first)."""
+    request = client.build_request(method, url, json=body)
+    identity.sign(request, token)
+    return request

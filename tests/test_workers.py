@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from opase import ledger
 from opase.workers import background_loops
-from tests.conftest import Seeded
+from tests.world import Seeded
 
 DEADLINE_S = 10.0
 

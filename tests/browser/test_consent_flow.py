@@ -8,67 +8,24 @@ to look at."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import os
-import shutil
-from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser
 
-from tests.node_oracle import ClientCallFailed, OfficialClient
-from tests.servers import RunningSandbox, sandbox
+from tests.browser.consent import (
+    ARTIFACTS,
+    CLIENT_NONCE,
+    FINISH_URI,
+    expected_hash,
+    through_consent,
+)
+from tests.node_oracle import ClientCallFailed, OfficialClient, official_client
+from tests.servers import RunningSandbox
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parent.parent.parent
-ARTIFACTS = Path(os.environ.get("OPASE_TEST_ARTIFACTS", REPO / "test-artifacts"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# As root in a container, with a closed network: no sandbox, no background connections.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-FINISH_URI = "https://client-app.example/grant/finished"
-CLIENT_NONCE = "a-client-nonce-of-the-test"
-PAGE_TIMEOUT_MS = 15_000
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with sandbox(tmp_path_factory.mktemp("sandbox")) as started:
-        yield started
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    make_artifacts_dir()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-def make_artifacts_dir() -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
-
-def official_client(ase: dict[str, Any]) -> OfficialClient:
-    [client] = ase["clients"]
-    key = serialization.load_pem_private_key(client["privateKey"].encode(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-    return OfficialClient(client["walletAddress"], key, client["keyId"])
 
 
 def request_outgoing_grant(op: OfficialClient, wallet_url: str) -> tuple[dict[str, Any], Any]:
@@ -93,43 +50,6 @@ def request_outgoing_grant(op: OfficialClient, wallet_url: str) -> tuple[dict[st
         },
     }  # fmt: skip
     return wallet, op.call("grant.request", {"url": wallet["authServer"]}, body)
-
-
-async def through_consent(
-    browser: Browser, grant: dict[str, Any], owner: dict[str, str], decision: str, shot: str
-) -> tuple[str, str]:
-    """Log in and decide in a fresh browser; the finish URL the browser landed on, and the
-    consent page's text."""
-    context = await browser.new_context()
-    landed: list[str] = []
-
-    async def client_app(route: Route) -> None:
-        # The client's own page: only the URL it was reached with matters.
-        landed.append(route.request.url)
-        await route.fulfill(status=200, content_type="text/html", body="<p>back in the app</p>")
-
-    await context.route(f"{FINISH_URI}**", client_app)
-    page: Page = await context.new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    try:
-        await page.goto(grant["interact"]["redirect"])
-        await page.get_by_label("Username").fill(owner["username"])
-        await page.get_by_label("Password").fill(owner["password"])
-        await page.get_by_role("button", name="Log in").click()
-        await page.get_by_role("button", name=decision).wait_for()
-        consent_text = await page.inner_text("body")
-        await page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
-        await page.get_by_role("button", name=decision).click()
-        await page.wait_for_url(f"{FINISH_URI}**")
-    finally:
-        await context.close()
-    assert len(landed) == 1, landed
-    return landed[0], consent_text
-
-
-def expected_hash(grant: dict[str, Any], interact_ref: str, auth_server: str) -> str:
-    material = "\n".join((CLIENT_NONCE, grant["interact"]["finish"], interact_ref, auth_server))
-    return base64.b64encode(hashlib.sha256(material.encode()).digest()).decode()
 
 
 async def test_the_owner_approves_in_a_browser_and_the_client_gets_its_token(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,21 +28,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
-from tests.browser.test_consent_flow import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    CLIENT_NONCE,
-    FINISH_URI,
-    expected_hash,
-    make_artifacts_dir,
-    through_consent,
-)
-from tests.node_oracle import ClientCallFailed, OfficialClient
-from tests.servers import RunningSandbox, sandbox
+from tests.browser.consent import CLIENT_NONCE, FINISH_URI, expected_hash, through_consent
+from tests.node_oracle import ClientCallFailed, OfficialClient, official_client
+from tests.servers import RunningSandbox
 
 pytestmark = pytest.mark.slow
 
@@ -152,12 +142,6 @@ class Alpha:
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with sandbox(tmp_path_factory.mktemp("sandbox")) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
 def alpha(running: RunningSandbox) -> Iterator[Alpha]:
     ase = running.manifest["ases"][0]
     seeded = ase["walletAddresses"][0]
@@ -186,26 +170,6 @@ def alpha(running: RunningSandbox) -> Iterator[Alpha]:
         sender = office.open_account("e2e-sender", SENDER_DEPOSIT_MINOR)
         receiver = office.open_account("e2e-receiver", RECEIVER_DEPOSIT_MINOR)
         yield Alpha(ase, office, asset["code"], asset["scale"], sender, receiver)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    make_artifacts_dir()
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-def official_client(ase: dict[str, Any]) -> OfficialClient:
-    [client] = ase["clients"]
-    key = serialization.load_pem_private_key(client["privateKey"].encode(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-    return OfficialClient(client["walletAddress"], key, client["keyId"])
 
 
 # -- the client's steps ------------------------------------------------------------------------

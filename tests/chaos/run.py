@@ -68,9 +68,10 @@ from opase.storage.tables import (
     WebhookEvent,
 )
 from opase.wallets.service import create_asset, create_wallet_address
+from tests.actors import ClientApp, incoming_access, outgoing_access, quote_access
+from tests.money import usd
 from tests.postgres_server import _as_server_user, _postgres_bin_dir, throwaway_postgres
-from tests.resource.test_payment_restart import Client
-from tests.signing import GnapAuth, register_client
+from tests.signing import ClientIdentity, GnapAuth, register_client
 
 Database = Literal["sqlite", "postgresql"]
 DATABASES: Final[tuple[Database, ...]] = ("sqlite", "postgresql")
@@ -279,10 +280,6 @@ def free_port() -> int:
                 continue
         return port
     raise ChaosError("no free port on 127.0.0.1 below the ephemeral range")
-
-
-def usd(value_minor: int) -> dict[str, Any]:
-    return {"value": str(value_minor), "assetCode": "USD", "assetScale": 2}
 
 
 def wire_time(moment: datetime) -> str:
@@ -599,7 +596,8 @@ class World:
 
     base_url: str
     admin_url: str
-    client: Client
+    identity: ClientIdentity
+    """The client app's key, stored in the database."""
     incoming_token: str
     quote_token: str
     outgoing_tokens: dict[str, str]
@@ -618,7 +616,7 @@ class World:
     short_expiry_latest: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def auth(self, token: str) -> GnapAuth:
-        return GnapAuth(self.client.identity, token)
+        return GnapAuth(self.identity, token)
 
     def remember(self, items: list[Any], item: Any) -> None:
         items.append(item)
@@ -907,7 +905,7 @@ class Seeded:
     wallet_ids: dict[str, uuid.UUID]
 
 
-async def seed_database(settings: Settings) -> tuple[Seeded, Client]:
+async def seed_database(settings: Settings) -> tuple[Seeded, ClientIdentity]:
     """Migrations, USD wallet addresses /w0../w3 and a client app whose key is stored here."""
     await upgrade(settings)
     app = build_app(settings)
@@ -922,7 +920,7 @@ async def seed_database(settings: Settings) -> tuple[Seeded, Client]:
         identity = await register_client(app)
     finally:
         await app.state.services.close()
-    return Seeded(asset.id, wallet_ids), Client(identity, settings.public_url)
+    return Seeded(asset.id, wallet_ids), identity
 
 
 async def admin_call(http: httpx.AsyncClient, method: str, url: str, body: Any) -> Any:
@@ -935,7 +933,7 @@ async def admin_call(http: httpx.AsyncClient, method: str, url: str, body: Any) 
 
 
 async def prepare_world(
-    settings: Settings, seeded: Seeded, client: Client, receiver: WebhookReceiver
+    settings: Settings, seeded: Seeded, identity: ClientIdentity, receiver: WebhookReceiver
 ) -> World:
     """Through the running server: the webhook endpoint, fees, funding, and the grants."""
     admin_url = settings.admin_url
@@ -949,41 +947,30 @@ async def prepare_world(
     # payment grant is given in the database, as the consent tests do.
     app = build_app(settings)
     try:
-        incoming_token = await client.token(
-            app, {"type": "incoming-payment", "actions": ["create", "read", "complete"]},
-            interactive=False,
-        )  # fmt: skip
-        quote_token = await client.token(
-            app, {"type": "quote", "actions": ["create", "read"]}, interactive=False
-        )
-        outgoing_tokens = {}
-        for path in WALLET_PATHS:
-            limit_minor = LIMITED_DEBIT_MINOR if path == LIMITED_WALLET_PATH else None
-            access: dict[str, Any] = {
-                "type": "outgoing-payment",
-                "actions": ["create", "read"],
-                "identifier": settings.public_url + path,
-                "limits": {"debitAmount": usd(limit_minor or UNLIMITED_DEBIT_MINOR)},
-            }
-            outgoing_tokens[path] = await client.token(app, access, interactive=True)
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
+            client = ClientApp(http, identity, app, settings.public_url + WALLET_PATHS[0])
+            incoming_token = await client.token(incoming_access(["create", "read", "complete"]))
+            quote_token = await client.token(quote_access())
+            outgoing_tokens = {}
+            for path in WALLET_PATHS:
+                limit_minor = LIMITED_DEBIT_MINOR if path == LIMITED_WALLET_PATH else None
+                access = outgoing_access(
+                    settings.public_url + path,
+                    debitAmount=usd(limit_minor or UNLIMITED_DEBIT_MINOR),
+                )
+                outgoing_tokens[path] = (await client.interactive_token(access))["value"]
+            sink = await client.incoming_payment(incoming_token)
     finally:
         await app.state.services.close()
-    sink_incoming_payment = (
-        await client.post(
-            "/op/incoming-payments",
-            {"walletAddress": settings.public_url + WALLET_PATHS[0]},
-            incoming_token,
-        )
-    )["id"]
     world = World(
         base_url=settings.public_url,
         admin_url=admin_url,
-        client=client,
-        incoming_token=incoming_token,
-        quote_token=quote_token,
+        identity=identity,
+        incoming_token=incoming_token["value"],
+        quote_token=quote_token["value"],
         outgoing_tokens=outgoing_tokens,
         wallet_ids=seeded.wallet_ids,
-        sink_incoming_payment=sink_incoming_payment,
+        sink_incoming_payment=sink["id"],
     )
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S) as http:
         for path in WALLET_PATHS:
@@ -1359,13 +1346,13 @@ async def _run(
         admin_port=free_port(),
         admin_api_keys=[ADMIN_KEY],
     )
-    seeded, client = await seed_database(settings)
+    seeded, identity = await seed_database(settings)
     server = OpaseServer(settings, report.server_workers, config.work_dir / "server.log")
     faults = FaultCounts()
     with WebhookReceiver(config.seed) as receiver:
         try:
             await asyncio.to_thread(server.start)
-            world = await prepare_world(settings, seeded, client, receiver)
+            world = await prepare_world(settings, seeded, identity, receiver)
             started_s = time.monotonic()
             deadline_s = started_s + config.duration_s
             client_rngs = [random.Random(rng.getrandbits(64)) for _ in range(CLIENT_TASK_COUNT)]

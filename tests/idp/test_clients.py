@@ -18,7 +18,7 @@ from opase.idp.clients import (
     describe_client,
 )
 from opase.wallets.service import create_asset, create_wallet_address
-from tests.conftest import PUBLIC_URL
+from tests.world import PUBLIC_URL
 
 REMOTE = "https://apps.example/shop"
 

@@ -34,8 +34,9 @@ from opase.storage.migrate import upgrade
 from opase.storage.tables import Grant, IdpLoginFailure, IdpSession, utc_now
 from opase.wallets.service import create_asset, create_owner, create_wallet_address
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL
+from tests.money import usd
 from tests.signing import ClientIdentity, GnapAuth, register_client
+from tests.world import PUBLIC_URL
 
 AUTH = f"{PUBLIC_URL}/auth"
 ALICE = f"{PUBLIC_URL}/alice"
@@ -142,10 +143,6 @@ def outgoing(**limits: Any) -> dict[str, Any]:
     if limits:
         item["limits"] = limits
     return item
-
-
-def usd(value: str) -> dict[str, Any]:
-    return {"value": value, "assetCode": "USD", "assetScale": 2}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from opase.idp.wording import (
     moment_words,
     subject_words,
 )
+from tests.money import amount, usd
 
 W = "https://wallet.example/alice"
 
@@ -152,10 +153,6 @@ def test_expiry(expires_at: datetime, words: str) -> None:
     assert expiry_words(expires_at, NOW) == words
 
 
-def amount(value: str, code: str = "USD", scale: int = 2) -> dict[str, Any]:
-    return {"value": value, "assetCode": code, "assetScale": scale}
-
-
 @pytest.mark.parametrize(
     ("item", "wording"),
     [
@@ -193,7 +190,7 @@ def amount(value: str, code: str = "USD", scale: int = 2) -> dict[str, Any]:
         ),
         (
             {"type": "outgoing-payment", "actions": ["create", "read", "list"], "identifier": W,
-             "limits": {"debitAmount": amount("2500")}},
+             "limits": {"debitAmount": usd("2500")}},
             AccessWording(
                 f"Outgoing payments from {W}",
                 (f"send payments from {W}", "read and list its outgoing payments"),
@@ -227,7 +224,7 @@ RECEIVER = "https://bank.example/incoming-payments/8c0a4b1e"
         (None, ["No limit on the amount: it may send any amount"]),
         ({}, ["No limit on the amount: it may send any amount"]),
         (
-            {"debitAmount": amount("10000", "EUR"), "interval": "R/2026-12-01T00:00:00Z/P1M"},
+            {"debitAmount": amount("10000", "EUR", 2), "interval": "R/2026-12-01T00:00:00Z/P1M"},
             ["Debit your account up to EUR 100.00 each month, from 1 Dec 2026"],
         ),
         (

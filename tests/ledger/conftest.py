@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from opase.ledger import (
@@ -21,10 +19,8 @@ from opase.ledger import (
 )
 from opase.settings import Settings
 from opase.storage import create_engine, session_factory, upgrade
-from opase.storage.tables import LedgerAccount, LedgerTransfer
 from opase.wallets.service import create_asset, create_wallet_address
-
-PEER_CREDIT_LIMIT_MINOR = 1_000
+from tests.ledger.accounts import PEER_CREDIT_LIMIT_MINOR, Accounts
 
 
 @pytest.fixture
@@ -44,24 +40,6 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(engine)
-
-
-@dataclass(frozen=True)
-class Accounts:
-    """Wallet address ids and ledger account ids of one small ASE."""
-
-    alice: uuid.UUID
-    """Wallet address /alice (USD); `alice_account` is its ledger account."""
-    bob: uuid.UUID
-    carol: uuid.UUID
-    """Wallet address /carol, in EUR."""
-    alice_account: uuid.UUID
-    bob_account: uuid.UUID
-    carol_account: uuid.UUID
-    usd_settlement: uuid.UUID
-    usd_fees: uuid.UUID
-    usd_peer: uuid.UUID
-    """A USD peer liquidity account that may go PEER_CREDIT_LIMIT_MINOR below zero."""
 
 
 @pytest.fixture
@@ -88,25 +66,3 @@ async def accounts(sessions: async_sessionmaker[AsyncSession]) -> Accounts:
         )
         await session.commit()
     return made
-
-
-Snapshot = tuple[int, dict[uuid.UUID, tuple[int, int, int, int]]]
-
-
-async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> Snapshot:
-    """The transfer count and every account's running sums: what a refusal must not change."""
-    async with sessions() as session:
-        count = (
-            await session.execute(select(func.count()).select_from(LedgerTransfer))
-        ).scalar_one()
-        rows = (await session.execute(select(LedgerAccount))).scalars().all()
-        sums = {
-            row.id: (
-                row.debits_posted_minor,
-                row.credits_posted_minor,
-                row.debits_pending_minor,
-                row.credits_pending_minor,
-            )
-            for row in rows
-        }
-    return count, sums

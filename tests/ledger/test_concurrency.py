@@ -44,7 +44,7 @@ from opase.storage import create_engine, session_factory
 from opase.storage.tables import utc_now
 from opase.wallets.service import create_asset, create_wallet_address
 from tests.ledger import _processes
-from tests.ledger.conftest import Accounts
+from tests.ledger.accounts import Accounts
 
 PROCESS_COUNT: Final = 3
 WALLET_COUNT: Final = 3

@@ -26,7 +26,7 @@ from opase.ledger import (
     withdraw,
 )
 from opase.storage.tables import LedgerAccount, LedgerTransfer, utc_now
-from tests.ledger.conftest import Accounts
+from tests.ledger.accounts import Accounts
 
 
 async def _history(sessions: async_sessionmaker[AsyncSession], accounts: Accounts) -> None:

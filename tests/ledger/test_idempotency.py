@@ -24,7 +24,7 @@ from opase.ledger import (
     void_pending,
     withdraw,
 )
-from tests.ledger.conftest import Accounts, snapshot
+from tests.ledger.accounts import Accounts, snapshot
 
 Operation = Callable[[AsyncSession], Awaitable[Any]]
 RACE_HEAD_START_S = 0.2

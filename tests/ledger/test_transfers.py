@@ -24,7 +24,7 @@ from opase.ledger import (
     transfer,
     withdraw,
 )
-from tests.ledger.conftest import PEER_CREDIT_LIMIT_MINOR, Accounts, snapshot
+from tests.ledger.accounts import PEER_CREDIT_LIMIT_MINOR, Accounts, snapshot
 
 
 async def test_transfer_moves_posted_balances(

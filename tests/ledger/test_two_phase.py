@@ -28,7 +28,7 @@ from opase.ledger import (
     void_pending,
 )
 from opase.storage.tables import utc_now
-from tests.ledger.conftest import Accounts, snapshot
+from tests.ledger.accounts import Accounts, snapshot
 
 
 async def _funded_reservation(

@@ -20,7 +20,7 @@ from opase.payments.receiving import closed_reason, still_receiving_sql
 from opase.payments.refusals import InvalidPaymentRequest, ReceiverClosed, WrongState
 from opase.storage.tables import IncomingPayment, WebhookEvent, column_values
 from opase.wallets.service import WalletAddressRecord, find_wallet_address_by_url
-from tests.conftest import PUBLIC_URL, Seeded
+from tests.world import PUBLIC_URL, Seeded
 
 CLIENT = f"{PUBLIC_URL}/client-app"
 

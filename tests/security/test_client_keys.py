@@ -34,8 +34,8 @@ from opase.security.client_keys import (
 from opase.security.httpsig import SignatureRejected
 from opase.settings import Settings
 from opase.wallets.service import find_active_wallet_address, revoke_key
-from tests.conftest import PUBLIC_URL
 from tests.signing import ClientIdentity, register_client
+from tests.world import PUBLIC_URL
 
 CLIENT_URL: Final = "https://client.example/alice"
 JWKS_URL: Final = CLIENT_URL + "/jwks.json"

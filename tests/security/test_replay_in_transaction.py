@@ -13,11 +13,10 @@ from starlette.applications import Starlette
 from opase.storage.tables import IncomingPayment, WebhookEvent
 from opase.wallets.service import create_asset, create_wallet_address
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL, seed
-from tests.security.test_signatures import reason_of, signed
-from tests.signing import ClientIdentity, issue_grant, register_client
+from tests.responses import reason_of
+from tests.signing import ClientIdentity, issue_grant, register_client, signed
+from tests.world import ALICE, DAVE, INCOMING_PAYMENTS, seed
 
-INCOMING_PAYMENTS = f"{PUBLIC_URL}/op/incoming-payments"
 COPIES = 6
 
 
@@ -47,7 +46,7 @@ async def test_copies_of_one_signed_create_sent_at_once_create_one_payment(
     await seed(app)
     identity = await register_client(app)
     grant = await issue_grant(app, identity)
-    body = {"walletAddress": f"{PUBLIC_URL}/alice"}
+    body = {"walletAddress": ALICE}
     original = signed(
         client, identity, "POST", INCOMING_PAYMENTS, body=body, token=grant.access_token
     )
@@ -72,7 +71,7 @@ async def test_a_refused_request_replayed_after_the_state_changed_is_still_refus
 ) -> None:
     identity: ClientIdentity = await register_client(app)
     grant = await issue_grant(app, identity)
-    body = {"walletAddress": f"{PUBLIC_URL}/dave"}  # no such wallet address yet
+    body = {"walletAddress": DAVE}  # no such wallet address yet
     original = signed(
         client, identity, "POST", INCOMING_PAYMENTS, body=body, token=grant.access_token
     )
@@ -100,7 +99,7 @@ async def test_a_signed_create_is_one_statement_on_postgresql(
     await seed(app)
     identity = await register_client(app)
     grant = await issue_grant(app, identity)
-    body = {"walletAddress": f"{PUBLIC_URL}/alice"}
+    body = {"walletAddress": ALICE}
 
     async def create() -> None:
         request = signed(

@@ -28,9 +28,8 @@ from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant, utc_now
 from opase.wallets.service import create_asset, create_wallet_address, deactivate_wallet_address
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL
-from tests.security.test_signatures import AUTHENTICATED, OUTGOING_PAYMENTS, signed
-from tests.signing import ClientIdentity, IssuedGrant, issue_grant, register_client
+from tests.signing import ClientIdentity, IssuedGrant, issue_grant, register_client, signed
+from tests.world import AUTH, AUTHENTICATED, OUTGOING_PAYMENTS, PUBLIC_URL
 
 CACHE_S = 0.4
 """Short, so that the cross-process bound is seen within the test."""
@@ -39,11 +38,6 @@ CACHE_S = 0.4
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"request_cache_s": CACHE_S})
-
-
-@pytest.fixture
-async def identity(app: Starlette) -> ClientIdentity:
-    return await register_client(app)
 
 
 async def status_of(client: CheckedClient, identity: ClientIdentity, token: str) -> int:
@@ -92,7 +86,7 @@ async def test_forgetting_a_grant_refuses_its_tokens_at_once(
 ) -> None:
     """What the token and grant handlers do after their change commits (their end-to-end
     tests: test_incoming_payments.py `test_no_token_or_a_revoked_one_is_401`, rotation and
-    cancellation in tests/authorization)."""
+    cancellation in tests/api/auth)."""
     issued = await issue_grant(app, identity)
     other = await issue_grant(app, identity)
     for token in (issued.access_token, other.access_token):
@@ -108,7 +102,7 @@ async def test_rotation_refuses_the_old_value_at_once(
 ) -> None:
     issued = await issue_grant(app, identity)
     assert await status_of(client, identity, issued.access_token) == AUTHENTICATED
-    manage = f"{PUBLIC_URL}/auth/token/{issued.access_token_id}"
+    manage = f"{AUTH}/token/{issued.access_token_id}"
     rotated = await client.send(signed(client, identity, "POST", manage, token=issued.access_token))
     assert rotated.status_code == 200, rotated.text
     new_value = rotated.json()["access_token"]["value"]

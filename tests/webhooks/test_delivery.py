@@ -29,8 +29,9 @@ from opase.webhooks.outbox import enqueue
 from opase.webhooks.service import set_webhook
 from opase.workers import background_loops
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL, seed
-from tests.webhooks.conftest import SECRET, Receiver, verify_signature
+from tests.responses import error_code
+from tests.webhooks.receiver import SECRET, Receiver, verify_signature
+from tests.world import PUBLIC_URL, seed
 
 DEADLINE_S = 15.0
 
@@ -132,12 +133,12 @@ async def test_an_event_past_its_last_try_is_dead_and_the_next_events_flow(
     again = await admin.post(f"/webhook-events/{poison}/redrive")
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
     unknown = await admin.post(f"/webhook-events/{uuid.uuid4()}/redrive")
-    assert unknown.status_code == 404
+    assert error_code(unknown, 404) == "not_found"
     events = await deliver_until(sessions, webhook_settings, http, all_settled)
     assert events[poison].status == "delivered" and events[poison].attempts == 1
     assert endpoint.accepted == dict.fromkeys([poison, *rest], 1)
     delivered = await admin.post(f"/webhook-events/{poison}/redrive")
-    assert delivered.status_code == 409
+    assert error_code(delivered, 409) == "conflict"
 
 
 async def test_events_are_listed_a_page_at_a_time(
@@ -162,8 +163,11 @@ async def test_events_are_listed_a_page_at_a_time(
     assert all(event["status"] == "pending" for event in pending.json()["result"])
     assert all("nextAttemptAt" in event for event in pending.json()["result"])
     bad = await admin.get("/webhook-events", params={"cursor": "bm90LWEtY3Vyc29y"})
-    assert bad.status_code == 400
-    assert (await admin.get("/webhook-events", params={"status": "lost"})).status_code == 400
+    assert error_code(bad, 400) == "invalid_request"
+    assert (
+        error_code(await admin.get("/webhook-events", params={"status": "lost"}), 400)
+        == "invalid_request"
+    )
 
 
 async def test_two_passes_at_once_never_send_one_event_twice(

@@ -19,10 +19,11 @@ from opase.settings import Settings
 from opase.storage.tables import IncomingPayment, WebhookEvent
 from opase.webhooks.liquidity import note_available_balance
 from opase.webhooks.not_found import NotFoundReporter
+from tests.actors import ClientApp, incoming_access
 from tests.client import CheckedClient
-from tests.conftest import PUBLIC_URL, Seeded
-from tests.resource.test_incoming_payments import Client, usd
-from tests.signing import register_client
+from tests.money import usd
+from tests.responses import error_code
+from tests.world import ALICE, PUBLIC_URL, Seeded
 
 
 async def events(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, dict[str, Any]]]:
@@ -34,12 +35,15 @@ async def events(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, 
 
 
 async def test_creating_and_completing_an_incoming_payment_are_reported(
-    app: Starlette, seeded: Seeded, client: CheckedClient
+    app: Starlette, client_app: ClientApp
 ) -> None:
-    payer = Client(client, await register_client(app))
-    token = await payer.token()
-    payment = await payer.created(token, incomingAmount=usd("2500"), metadata={"invoice": "7"})
-    completed = await payer.complete(payment["id"], token)
+    token = await client_app.token(
+        incoming_access(["create", "read", "list", "complete"], identifier=ALICE)
+    )
+    payment = await client_app.incoming_payment(
+        token, incomingAmount=usd(2500), metadata={"invoice": "7"}
+    )
+    completed = await client_app.complete(payment["id"], token)
     assert completed.status_code == 200, completed.text
     reported = await events(app.state.services.sessions)
     assert [event_type for event_type, _ in reported] == [
@@ -53,12 +57,10 @@ async def test_creating_and_completing_an_incoming_payment_are_reported(
     assert reported[1][1]["completed"] is True
 
 
-async def test_a_refused_creation_reports_nothing(
-    app: Starlette, seeded: Seeded, client: CheckedClient
-) -> None:
-    payer = Client(client, await register_client(app))
-    refused = await payer.create(await payer.token(), incomingAmount=usd("0"))
-    assert refused.status_code == 400
+async def test_a_refused_creation_reports_nothing(app: Starlette, client_app: ClientApp) -> None:
+    token = await client_app.token(incoming_access(["create"], identifier=ALICE))
+    refused = await client_app.create_incoming_payment(token, incomingAmount=usd(0))
+    assert error_code(refused, 400) == "invalid_request"
     assert await events(app.state.services.sessions) == []
 
 
@@ -103,7 +105,7 @@ async def test_each_expired_payment_is_reported_once(
     payment_urls = {f"{PUBLIC_URL}/op/incoming-payments/{p.id}" for p in (expired, partly)}
     assert {data["id"] for _, data in reported} == payment_urls
     assert all(data["completed"] is False for _, data in reported)
-    assert all(data["walletAddress"] == f"{PUBLIC_URL}/alice" for _, data in reported)
+    assert all(data["walletAddress"] == ALICE for _, data in reported)
 
 
 async def test_a_sweep_that_rolls_back_reports_again(
@@ -170,7 +172,7 @@ async def test_low_liquidity_is_reported_when_the_threshold_is_crossed(
     async with sessions() as session:
         await note_available_balance(
             session,
-            wallet_address_url=f"{PUBLIC_URL}/alice",
+            wallet_address_url=ALICE,
             asset_code="USD",
             asset_scale=2,
             threshold_minor=threshold_minor,
@@ -182,7 +184,7 @@ async def test_low_liquidity_is_reported_when_the_threshold_is_crossed(
         (
             "wallet_address.liquidity_low",
             {
-                "walletAddress": f"{PUBLIC_URL}/alice",
+                "walletAddress": ALICE,
                 "threshold": usd(str(threshold_minor)),
                 "available": usd(str(after_minor)),
             },
