@@ -34,7 +34,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -68,6 +67,7 @@ from opase.storage.tables import (
     WebhookEvent,
 )
 from opase.wallets.service import create_asset, create_wallet_address
+from tests import servers
 from tests.postgres_server import _as_server_user, _postgres_bin_dir, throwaway_postgres
 from tests.resource.test_payment_restart import Client
 from tests.signing import GnapAuth, register_client
@@ -258,27 +258,11 @@ class ChaosReport:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _ephemeral_port_start() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def free_port() -> int:
     """A free port below the kernel's ephemeral range: while the killed server is down, no
-    client connection can take its port as a local one, so the restart can always bind it."""
-    chooser = random.SystemRandom()
-    upper = max(_ephemeral_port_start(), 20_000)
-    for _ in range(200):
-        port = chooser.randrange(10_000, upper)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((HOST, port))
-            except OSError:
-                continue
-        return port
-    raise ChaosError("no free port on 127.0.0.1 below the ephemeral range")
+    client connection can take its port as a local one, so the restart can always bind it
+    (and, under pytest-xdist, in this worker's slice of that range: no other test takes it)."""
+    return servers.free_port()
 
 
 def usd(value_minor: int) -> dict[str, Any]:
