@@ -40,6 +40,26 @@ KEY_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 T = TypeVar("T")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for `pytest -n ... --dist loadgroup` (the nox session), each run by one worker
+    in turn: the `slow` tests, which start servers and processes that take more than a
+    core at times, so that two never starve each other (or a CPU-bound test) of the CPU; and
+    the tests of a module with module-scoped fixtures, so that those are made once."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.xdist_group("slow"))
+            continue
+        fixture_defs = getattr(item, "_fixtureinfo", None)
+        scopes = (
+            {d.scope for defs in fixture_defs.name2fixturedefs.values() for d in defs}
+            if fixture_defs is not None
+            else set()
+        )
+        if scopes & {"module", "package", "class"}:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param

@@ -16,6 +16,8 @@ import pytest
 
 from tests.servers import free_port_pair
 
+pytestmark = pytest.mark.slow  # starts servers: one xdist worker runs these in turn
+
 SERVE_START_TIMEOUT_S = 30.0
 
 
