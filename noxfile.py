@@ -28,7 +28,10 @@ def tests(session: nox.Session) -> None:
         session.run("bash", ".ci/install-chromium", external=True)
     # The official Open Payments JavaScript libraries, exactly as locked (tests/node_oracle.py).
     session.run("npm", "ci", "--no-audit", "--no-fund", "--prefix", "tests/node", external=True)
-    session.run("pytest", *session.posargs)
+    # A worker per core (tests/conftest.py: each has its own databases and PostgreSQL
+    # cluster, and its own slice of ports); loadgroup keeps the server-starting tests on one
+    # worker, one at a time. `nox -s tests -- -n 0` runs in one process.
+    session.run("pytest", "-n", "auto", "--dist", "loadgroup", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -12,7 +12,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port
 
 PG_URL_ENV = "OPASE_TEST_PG_URL"
 SUPERUSER = "postgres"
@@ -36,13 +37,6 @@ def _postgres_bin_dir() -> Path | None:
         on_path = shutil.which("initdb")
         return Path(on_path).parent if on_path and shutil.which("pg_ctl") else None
     return max(candidates, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class PostgresUnavailable(Exception):
@@ -98,7 +92,7 @@ def throwaway_postgres(*, durable: bool = False) -> Iterator[str]:
         entry = pwd.getpwnam(UNPRIVILEGED_USER)
         os.chown(root, entry.pw_uid, entry.pw_gid)
     data_dir = root / "data"
-    port = _free_port()
+    port = free_port()
     durability = (
         "" if durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
     )

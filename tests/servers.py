@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,16 +20,46 @@ SANDBOX_START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 
 
+PORT_FLOOR = 10_000
+_handed_out: set[int] = set()
+
+
+def _port_range() -> range:
+    """The ports this process hands out: below the kernel's ephemeral range, where client
+    connections take their local ports (so none can take a server's port between the check
+    here and the server's bind, or while a killed server is down), and a slice of that per
+    pytest-xdist worker, so that two workers never pick the same port."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        ceiling = int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        ceiling = 32_768
+    ceiling = max(ceiling, PORT_FLOOR + 2_000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), index + 1)
+    size = (ceiling - PORT_FLOOR) // count
+    return range(PORT_FLOOR + index * size, PORT_FLOOR + (index + 1) * size)
+
+
+def free_port(offsets: tuple[int, ...] = (0,)) -> int:
+    """A port P such that P + each offset is free on 127.0.0.1 and was never handed out
+    before in this process (a port chosen early may be bound only later)."""
+    ports = _port_range()
+    chooser = random.SystemRandom()
+    for _ in range(200):
+        port = chooser.randrange(ports.start, ports.stop - max(offsets))
+        wanted = [port + offset for offset in offsets]
+        if not _handed_out.intersection(wanted) and all(_free(p) for p in wanted):
+            _handed_out.update(wanted)
+            return port
+    raise RuntimeError(f"no free port set on 127.0.0.1 in {ports}")
+
+
 def free_port_pair() -> int:
     """A port P such that P, P+1 (the two ASEs) and P+100, P+101 (their admin APIs) are
     free on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-        if port + 101 <= 65535 and all(_free(port + offset) for offset in (0, 1, 100, 101)):
-            return port
-    raise RuntimeError("no free port set on 127.0.0.1")
+    return free_port((0, 1, 100, 101))
 
 
 def _free(port: int) -> bool:

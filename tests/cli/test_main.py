@@ -16,6 +16,8 @@ import pytest
 from tests.cli.shell import clean_env, opase
 from tests.servers import free_port_pair
 
+pytestmark = pytest.mark.slow  # starts servers: one xdist worker runs these in turn
+
 SERVE_START_TIMEOUT_S = 30.0
 
 
@@ -45,14 +47,14 @@ def test_bad_settings_exit_non_zero_with_a_message(tmp_path: Path) -> None:
 # Several workers share nothing but the database: PostgreSQL.
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_serve_answers_with_several_workers_and_stops_on_sigint(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, empty_database_url: str
 ) -> None:
     port = free_port_pair()
     process = subprocess.Popen(
         [sys.executable, "-m", "opase", "serve", "--port", str(port), "--workers", "2"],
         env=clean_env(
             OPASE_DATA_DIR=str(tmp_path),
-            OPASE_DATABASE_URL=database_url,
+            OPASE_DATABASE_URL=empty_database_url,  # serve migrates it
             OPASE_PUBLIC_URL=f"http://127.0.0.1:{port}",
             OPASE_ADMIN_PORT=str(port + 100),
             OPASE_ADMIN_API_KEYS='["cli-test-key-123456"]',

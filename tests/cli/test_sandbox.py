@@ -7,12 +7,15 @@ import base64
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from opase.security.key_pairs import public_jwk
 from tests.node_oracle import sign_with_official_library
 from tests.servers import sandbox
+
+pytestmark = pytest.mark.slow  # starts servers: one xdist worker runs these in turn
 
 
 def test_sandbox_serves_what_its_manifest_says_and_stops_on_ctrl_c(tmp_path: Path) -> None:

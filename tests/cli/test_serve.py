@@ -18,6 +18,8 @@ import pytest
 
 from tests.servers import free_port_pair
 
+pytestmark = pytest.mark.slow  # starts servers: one xdist worker runs these in turn
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
 CONNECTIONS = 16

@@ -15,6 +15,8 @@ import pytest
 
 from tests.servers import RunningSandbox, sandbox
 
+pytestmark = pytest.mark.slow  # starts servers: one xdist worker runs these in turn
+
 REPO = Path(__file__).resolve().parent.parent.parent
 SPECS = REPO / "generated" / "opase_generated" / "specs"
 SCHEMATHESIS_TIMEOUT_S = 300

@@ -1,15 +1,13 @@
-"""Ledger fixtures: every test runs once on SQLite and once on PostgreSQL (the top-level
-`backend` and `database_url` fixtures), each on a fresh database migrated by the real
-migrations, with a few accounts made through the services."""
+"""Ledger fixtures: every test runs once on SQLite and once on PostgreSQL, each on a new
+database at the newest schema (the top-level `settings`, `engine` and `sessions`), with a
+few accounts made through the services."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from opase.ledger import (
     create_peer_liquidity_account,
@@ -17,29 +15,8 @@ from opase.ledger import (
     settlement_account,
     wallet_account,
 )
-from opase.settings import Settings
-from opase.storage import create_engine, session_factory, upgrade
 from opase.wallets.service import create_asset, create_wallet_address
 from tests.ledger.accounts import PEER_CREDIT_LIMIT_MINOR, Accounts
-
-
-@pytest.fixture
-async def settings(tmp_path: Path, database_url: str) -> Settings:
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
-    await upgrade(settings)
-    return settings
-
-
-@pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -109,6 +110,7 @@ async def test_opposite_transfers_do_not_deadlock(
         assert await audit(session) == []
 
 
+@pytest.mark.slow  # a pool of processes: with the other process-starting tests
 async def test_writers_in_several_processes_keep_the_books(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], accounts: Accounts
 ) -> None:

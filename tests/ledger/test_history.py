@@ -213,7 +213,9 @@ async def test_list_transfers_bounds_the_page(
 
 
 @pytest.mark.parametrize(
-    "token", ["", "not base64!", "bm9wZQ", TransferCursor(utc_now(), uuid.uuid4()).to_token()[:-3]]
+    "token",
+    ["", "not base64!", "bm9wZQ", TransferCursor(utc_now(), uuid.uuid4()).to_token()[:-3]],
+    ids=["empty", "not-base64", "not-a-cursor", "cut-short"],  # the same in every xdist worker
 )
 def test_bad_cursor_tokens_are_refused(token: str) -> None:
     with pytest.raises(ValueError, match="not a transfer cursor"):

@@ -72,9 +72,9 @@ _TRANSFERS = sa.Table(
 
 
 @pytest.fixture
-async def old_settings(tmp_path: Path, database_url: str) -> Settings:
+async def old_settings(tmp_path: Path, empty_database_url: str) -> Settings:
     """A database at 0001."""
-    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    settings = Settings(data_dir=tmp_path / "data", database_url=empty_database_url)
     await upgrade(settings, "0001")
     assert await current_revision(settings) == "0001"
     return settings

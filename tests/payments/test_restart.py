@@ -41,6 +41,8 @@ from tests.servers import free_port_pair
 from tests.signing import register_client
 from tests.world import seed
 
+pytestmark = pytest.mark.slow  # starts servers: one xdist worker runs these in turn
+
 BURST_COUNT = 60
 KILL_AFTER_CREATED = 8
 EACH_MINOR = 100

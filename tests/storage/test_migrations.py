@@ -35,6 +35,13 @@ TABLES = {table.name for table in SQLModel.metadata.sorted_tables}
 assert {"assets", "wallet_addresses", "ledger_accounts", "ledger_transfers"} <= TABLES
 
 
+@pytest.fixture
+async def settings(empty_settings: Settings) -> Settings:
+    """A new database migrated here by the migrations under test (not the session's copy)."""
+    await upgrade(empty_settings)
+    return empty_settings
+
+
 async def _table_names(settings: Settings) -> set[str]:
     engine = create_engine(settings)
     try:

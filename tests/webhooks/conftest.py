@@ -15,7 +15,6 @@ from starlette.routing import Route
 
 from opase.app import build_admin_app, build_app
 from opase.settings import Settings
-from opase.storage.migrate import upgrade
 from opase.webhooks.service import set_webhook
 from tests.client import CheckedClient
 from tests.webhooks.receiver import SECRET, Receiver
@@ -64,7 +63,6 @@ def webhook_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def apps(webhook_settings: Settings) -> AsyncIterator[tuple[Starlette, Starlette]]:
-    await upgrade(webhook_settings)
     public = build_app(webhook_settings)
     admin = build_admin_app(webhook_settings, public.state.services)
     yield public, admin

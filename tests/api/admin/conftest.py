@@ -9,7 +9,6 @@ from starlette.applications import Starlette
 
 from opase.app import build_admin_app, build_app
 from opase.settings import Settings
-from opase.storage.migrate import upgrade
 from tests.client import CheckedClient
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -25,7 +24,6 @@ def admin_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def apps(admin_settings: Settings) -> AsyncIterator[tuple[Starlette, Starlette]]:
-    await upgrade(admin_settings)
     public = build_app(admin_settings)
     admin = build_admin_app(admin_settings, public.state.services)
     yield public, admin

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 from starlette.applications import Starlette
 
+from opase.storage import engine as storage_engine
 from opase.storage.tables import (
     OutgoingPayment,
     Quote,
@@ -185,6 +186,15 @@ async def test_reading_and_listing_show_a_client_its_own_payments(
 RACE_COUNT = 200
 
 
+@pytest.fixture
+def patient_sqlite_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite writers that wait up to a minute for the write lock (the app's engine is made
+    after this): 200 payments at once queue for it for seconds, and on a CPU shared with
+    other work (a loaded machine, the other xdist worker) a writer could otherwise wait past
+    the 5 s busy timeout and answer 503, which says nothing about the limits tested here."""
+    monkeypatch.setattr(storage_engine, "SQLITE_BUSY_TIMEOUT_MS", 60_000)
+
+
 @pytest.mark.parametrize(
     ("limit_minor", "funds_minor", "refusal"),
     [
@@ -194,7 +204,12 @@ RACE_COUNT = 200
     ids=["grant-limit-binds", "balance-binds"],
 )
 async def test_concurrent_payments_never_exceed_the_grant_or_the_balance(
-    app: Starlette, payer: ClientApp, limit_minor: int, funds_minor: int, refusal: str
+    patient_sqlite_writers: None,
+    app: Starlette,
+    payer: ClientApp,
+    limit_minor: int,
+    funds_minor: int,
+    refusal: str,
 ) -> None:
     receiver = await payer.receiver(DAVE)
     token = await payer.outgoing_token(debitAmount=usd(limit_minor))
