@@ -21,7 +21,8 @@ from starlette.applications import Starlette
 
 from opase.app import build_app
 from opase.settings import Settings
-from opase.storage import create_engine, session_factory, upgrade_sync
+from opase.storage.engine import create_engine, session_factory
+from opase.storage.migrate import upgrade_sync
 from tests.actors import ClientApp
 from tests.client import CheckedClient
 from tests.servers import RunningSandbox, sandbox
@@ -188,6 +189,13 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(engine)
+
+
+@pytest.fixture
+async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One session on the test's database, for tests of the domain services below the app."""
+    async with sessions() as session:
+        yield session
 
 
 @pytest.fixture

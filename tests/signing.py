@@ -22,7 +22,7 @@ from opase.security.access_tokens import token_sha256
 from opase.security.client_keys import jwk_thumbprint
 from opase.security.httpsig import sign_request
 from opase.storage.tables import AccessToken, Asset, Grant
-from opase.wallets.service import add_key, create_asset, create_wallet_address
+from opase.wallets.directory import add_key, create_asset, create_wallet_address
 
 
 def public_x(private_key: Ed25519PrivateKey) -> str:

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from opase.ledger import deposit
 from opase.pricing import set_fee, set_static_rates
 from opase.storage.tables import Asset
-from opase.wallets.service import (
+from opase.wallets.directory import (
     add_key,
     create_asset,
     create_wallet_address,

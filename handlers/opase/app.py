@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Match, Mount, NoMatchFound
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from opase.idp.app import build_idp_app, idp_base_path
+from opase.idp.pages import build_idp_app, idp_base_path
 from opase.services import Services
 from opase.settings import Settings, load_settings
 from opase.web.cors import PublicCORSMiddleware

@@ -20,13 +20,13 @@ from opase.security.access_tokens import AccessTokens
 from opase.security.client_keys import ClientKeys
 from opase.security.replay import DatabaseReplayCache, InProcessReplayCache, ReplayCache
 from opase.settings import Settings
-from opase.storage import (
+from opase.storage.engine import (
     autocommit_engine,
     autocommit_session_factory,
     create_engine,
     session_factory,
 )
-from opase.wallets.service import WalletAddressRecord
+from opase.wallets.directory import WalletAddressRecord
 from opase.webhooks.not_found import NotFoundReporter
 
 

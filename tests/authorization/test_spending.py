@@ -29,7 +29,8 @@ from opase.authorization.spending import (
     spent,
 )
 from opase.settings import Settings
-from opase.storage import create_engine, session_factory, upgrade
+from opase.storage.engine import create_engine, session_factory
+from opase.storage.migrate import upgrade
 from opase.storage.tables import Grant, GrantSpending
 
 DAILY: Final = "R/2026-01-01T00:00:00Z/P1D"

@@ -16,7 +16,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from opase.settings import Settings
-from opase.storage import create_engine
+from opase.storage.engine import create_engine
 from opase.storage.tables import OutgoingPayment, sa_table
 
 SETTLE_WAIT_S: Final = 10.0

@@ -66,7 +66,7 @@ from opase.storage.tables import (
     Quote,
     sa_table,
 )
-from opase.wallets.service import create_asset, create_wallet_address
+from opase.wallets.directory import create_asset, create_wallet_address
 from tests.postgres_server import PostgresUnavailable, throwaway_postgres
 from tests.signing import ClientIdentity, register_client
 

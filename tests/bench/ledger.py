@@ -24,7 +24,7 @@ from opase import ledger
 from opase.services import Services
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
-from opase.wallets.service import create_asset, create_wallet_address, wallet_address_id_by_path
+from opase.wallets.directory import create_asset, create_wallet_address, wallet_address_id_by_path
 from tests.postgres_server import PostgresUnavailable, throwaway_postgres
 
 ACCOUNT_COUNT = 32

@@ -37,9 +37,10 @@ from opase.ledger import deposit
 from opase.security.access_tokens import token_sha256
 from opase.security.client_keys import jwk_thumbprint
 from opase.settings import Settings, load_settings
-from opase.storage import create_engine, session_factory, upgrade_sync
+from opase.storage.engine import create_engine, session_factory
+from opase.storage.migrate import upgrade_sync
 from opase.storage.tables import AccessToken, Grant
-from opase.wallets.service import add_key, create_asset, create_wallet_address
+from opase.wallets.directory import add_key, create_asset, create_wallet_address
 from tests.bench.workloads import CLIENT_PATH, RECEIVER_PATH, WALLET_ADDRESS_PATH
 
 ASSET_CODE = "USD"

@@ -66,7 +66,7 @@ from opase.storage.tables import (
     Quote,
     WebhookEvent,
 )
-from opase.wallets.service import create_asset, create_wallet_address
+from opase.wallets.directory import create_asset, create_wallet_address
 from tests import servers
 from tests.actors import ClientApp, incoming_access, outgoing_access, quote_access
 from tests.money import usd

@@ -17,7 +17,7 @@ from opase.idp.clients import (
     clean_public_name,
     describe_client,
 )
-from opase.wallets.service import create_asset, create_wallet_address
+from opase.wallets.directory import create_asset, create_wallet_address
 from tests.world import PUBLIC_URL
 
 REMOTE = "https://apps.example/shop"

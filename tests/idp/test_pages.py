@@ -32,7 +32,7 @@ from opase.idp.sessions import (
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
 from opase.storage.tables import Grant, IdpLoginFailure, IdpSession, utc_now
-from opase.wallets.service import create_asset, create_owner, create_wallet_address
+from opase.wallets.directory import create_asset, create_owner, create_wallet_address
 from tests.client import CheckedClient
 from tests.money import usd
 from tests.signing import ClientIdentity, GnapAuth, register_client

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from opase.ledger import InsufficientFunds, transfer, withdraw
 from opase.settings import Settings
-from opase.storage import create_engine, session_factory
+from opase.storage.engine import create_engine, session_factory
 
 OPERATION_COUNT = 30
 WITHDRAWAL_MINOR = 7

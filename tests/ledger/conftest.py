@@ -15,7 +15,7 @@ from opase.ledger import (
     settlement_account,
     wallet_account,
 )
-from opase.wallets.service import create_asset, create_wallet_address
+from opase.wallets.directory import create_asset, create_wallet_address
 from tests.ledger.accounts import PEER_CREDIT_LIMIT_MINOR, Accounts
 
 

@@ -41,9 +41,9 @@ from opase.ledger import (
     withdraw,
 )
 from opase.settings import Settings
-from opase.storage import create_engine, session_factory
+from opase.storage.engine import create_engine, session_factory
 from opase.storage.tables import utc_now
-from opase.wallets.service import create_asset, create_wallet_address
+from opase.wallets.directory import create_asset, create_wallet_address
 from tests.ledger import _processes
 from tests.ledger.accounts import Accounts
 

@@ -23,7 +23,7 @@ from opase.ledger import (
     wallet_account,
 )
 from opase.storage.tables import LedgerAccount, LedgerTransfer
-from opase.wallets.service import create_asset, create_wallet_address
+from opase.wallets.directory import create_asset, create_wallet_address
 
 
 async def _wallets(

@@ -26,8 +26,8 @@ from opase.ledger import (
     wallet_account,
 )
 from opase.settings import Settings
-from opase.storage import create_engine, session_factory, upgrade
-from opase.storage.migrate import current_revision, run_with_alembic
+from opase.storage.engine import create_engine, session_factory
+from opase.storage.migrate import current_revision, run_with_alembic, upgrade
 from opase.storage.tables import LedgerAccount, LedgerTransfer, utc_now
 
 # The 0001 shape of the rows written before the upgrade, typed so that uuids bind on both.

@@ -255,4 +255,4 @@ def test_errors_are_plain_exceptions() -> None:
     # Callers map them; the ledger knows nothing of HTTP.
     for error in (AccountNotFound, AssetMismatch, BalanceOverflow, InsufficientFunds):
         assert issubclass(error, LedgerError)
-        assert error.__module__ == "opase.ledger.errors"
+        assert error.__module__ == "opase.ledger.refusals"

@@ -19,7 +19,7 @@ from opase.payments import incoming
 from opase.payments.receiving import closed_reason, still_receiving_sql
 from opase.payments.refusals import InvalidPaymentRequest, ReceiverClosed, WrongState
 from opase.storage.tables import IncomingPayment, WebhookEvent, column_values
-from opase.wallets.service import WalletAddressRecord, find_wallet_address_by_url
+from opase.wallets.directory import WalletAddressRecord, find_wallet_address_by_url
 from tests.world import PUBLIC_URL, Seeded
 
 CLIENT = f"{PUBLIC_URL}/client-app"

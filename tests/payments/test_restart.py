@@ -34,7 +34,7 @@ from opase.storage.tables import (
     Quote,
     WalletAddress,
 )
-from opase.wallets.service import create_wallet_address
+from opase.wallets.directory import create_wallet_address
 from tests.actors import ClientApp, outgoing_access
 from tests.money import usd
 from tests.servers import free_port_pair

@@ -33,7 +33,7 @@ from opase.security.client_keys import (
 )
 from opase.security.httpsig import SignatureRejected
 from opase.settings import Settings
-from opase.wallets.service import find_active_wallet_address, revoke_key
+from opase.wallets.directory import find_active_wallet_address, revoke_key
 from tests.signing import ClientIdentity, register_client
 from tests.world import PUBLIC_URL
 

@@ -15,7 +15,7 @@ import opase.security.replay as replay_module
 from opase.security.replay import DatabaseReplayCache, InProcessReplayCache
 from opase.services import Services
 from opase.settings import Settings
-from opase.storage import autocommit_engine
+from opase.storage.engine import autocommit_engine
 from opase.storage.migrate import upgrade
 from opase.storage.tables import SeenSignature, sa_table
 from opase.webhooks.outbox import OUTBOX, new_event_row

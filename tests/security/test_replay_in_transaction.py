@@ -11,7 +11,7 @@ from sqlmodel import col
 from starlette.applications import Starlette
 
 from opase.storage.tables import IncomingPayment, WebhookEvent
-from opase.wallets.service import create_asset, create_wallet_address
+from opase.wallets.directory import create_asset, create_wallet_address
 from tests.client import CheckedClient
 from tests.responses import reason_of
 from tests.signing import ClientIdentity, issue_grant, register_client, signed

@@ -26,7 +26,7 @@ from opase.errors import InvalidRequest
 from opase.security.access_tokens import AccessTokens
 from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant, utc_now
-from opase.wallets.service import create_asset, create_wallet_address, deactivate_wallet_address
+from opase.wallets.directory import create_asset, create_wallet_address, deactivate_wallet_address
 from tests.client import CheckedClient
 from tests.signing import ClientIdentity, IssuedGrant, issue_grant, register_client, signed
 from tests.world import AUTH, AUTHENTICATED, OUTGOING_PAYMENTS, PUBLIC_URL

@@ -27,7 +27,7 @@ from opase.security.httpsig import (
     signature_base,
     verify_signature,
 )
-from opase.wallets.service import add_key, revoke_key, wallet_address_id_by_path
+from opase.wallets.directory import add_key, revoke_key, wallet_address_id_by_path
 from opase.web.authentication import TOKEN_OPTIONAL
 from tests.client import CheckedClient
 from tests.node_oracle import sign_with_official_library

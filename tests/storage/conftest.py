@@ -1,15 +1,13 @@
 """Storage fixtures: every test runs once on SQLite and once on PostgreSQL, each on a new
-database: `settings`, `engine` and `sessions` (the top-level conftest) at the newest schema,
-`empty_settings` with no schema.
+database: `settings`, `engine`, `sessions` and `session` (the top-level conftest) at the
+newest schema, `empty_settings` with no schema.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from opase.settings import Settings
 
@@ -18,9 +16,3 @@ from opase.settings import Settings
 def empty_settings(tmp_path: Path, empty_database_url: str) -> Settings:
     """Settings of a new, empty database (no migrations run)."""
     return Settings(data_dir=tmp_path / "data", database_url=empty_database_url)
-
-
-@pytest.fixture
-async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    async with sessions() as session:
-        yield session

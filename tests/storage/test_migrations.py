@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel
 
 from opase.settings import Settings
-from opase.storage import create_engine
+from opase.storage.engine import create_engine
 from opase.storage.migrate import (
     alembic_config,
     current_revision,
@@ -25,7 +25,7 @@ from opase.storage.migrate import (
     upgrade_sync,
 )
 from opase.storage.tables import Asset
-from opase.wallets.service import create_asset
+from opase.wallets.directory import create_asset
 
 # The newest revision of the scripts, so that adding one does not break these tests.
 HEAD_REVISION = ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from opase.app import build_admin_app, build_app
 from opase.settings import Settings
-from opase.webhooks.service import set_webhook
+from opase.webhooks.endpoint import set_webhook
 from tests.client import CheckedClient
 from tests.webhooks.receiver import SECRET, Receiver
 

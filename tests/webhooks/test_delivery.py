@@ -25,8 +25,8 @@ from starlette.applications import Starlette
 from opase.settings import Settings
 from opase.storage.tables import IncomingPayment, WebhookEvent
 from opase.webhooks.delivery import canonical_json, deliver_due, deliver_forever, event_body
+from opase.webhooks.endpoint import set_webhook
 from opase.webhooks.outbox import enqueue
-from opase.webhooks.service import set_webhook
 from opase.workers import background_loops
 from tests.client import CheckedClient
 from tests.responses import error_code

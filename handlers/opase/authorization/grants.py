@@ -45,7 +45,7 @@ from opase.security.access_tokens import token_sha256
 from opase.security.bindings import ClientBinding
 from opase.settings import Settings
 from opase.storage.tables import AccessToken, Grant, utc_now
-from opase.wallets.service import find_wallet_address_by_url
+from opase.wallets.directory import find_wallet_address_by_url
 
 TOKEN_BYTES: Final = 24
 """192 bits of randomness per token: unguessable, and short enough for a header."""

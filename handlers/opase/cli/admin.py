@@ -20,7 +20,7 @@ from opase import ledger
 from opase.security.key_pairs import generate_key_pair, public_jwk
 from opase.services import Services
 from opase.settings import Settings
-from opase.wallets import service as wallets
+from opase.wallets import directory as wallets
 
 Command = Callable[[AsyncSession, argparse.Namespace, Settings], Awaitable[Any]]
 AMOUNT = re.compile(r"[1-9][0-9]{0,18}")

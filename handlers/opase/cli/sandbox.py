@@ -31,7 +31,7 @@ from opase.security.key_pairs import generate_key_pair
 from opase.services import Services
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
-from opase.wallets.service import add_key, create_asset, create_owner, create_wallet_address
+from opase.wallets.directory import add_key, create_asset, create_owner, create_wallet_address
 
 STARTUP_TIMEOUT_S = 10.0
 ADMIN_PORT_OFFSET = 100

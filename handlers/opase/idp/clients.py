@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from opase.bounded_read import read_ok_answer
 from opase.settings import Settings
-from opase.wallets.service import find_active_wallet_address
+from opase.wallets.directory import find_active_wallet_address
 
-log = logging.getLogger("opase.idp.app")
+log = logging.getLogger("opase.idp.pages")
 
 PUBLIC_NAME_LENGTH_MAX: Final = 255
 """Longer names are cut: a name is a label, not a message."""

@@ -1,9 +1,19 @@
-"""The built-in identity provider's pages: log in, read what an app asks, approve or deny.
+"""The built-in identity provider: where an account owner logs in and approves or denies an
+app's interactive grant, when the ASE has no identity provider of its own
+(`Settings.idp_consent_url` unset).
 
-Server-rendered HTML (Jinja2, autoescaped), no JavaScript. Every refusal is a page that says
-what happened and changes nothing: an unknown interaction or wrong nonce (404), one that
-expired or was decided (400), a wallet address that is not the owner's (403), a form whose
-CSRF token is not the session's (403), too many login attempts (429).
+Pages, under `<public_url>/idp` (`pages.py`; HTML from `templates/`, no JavaScript):
+
+    GET  /idp/consent?interactId&nonce  what the app asks, in plain words (`wording.py`),
+                                        with Approve and Deny; the login page first
+    POST /idp/consent                   the decision -> 303 to the authorization server's
+                                        finish URL, which sends the browser back to the app
+    GET  /idp/login?next, POST          username and password (argon2)
+    POST /idp/logout
+
+The consent page is rendered from `grant_details(grant)`, the same stored data the grant's
+tokens will carry. Sessions, CSRF tokens and login attempt limits: `sessions.py`. The
+client's name: `clients.py`.
 """
 
 from __future__ import annotations
@@ -49,9 +59,9 @@ from opase.idp.wording import access_wording, expiry_words, subject_words
 from opase.services import Services
 from opase.settings import Settings
 from opase.storage.tables import Grant, Owner, WalletAddress, utc_now
-from opase.wallets.service import IDP_PATH
+from opase.wallets.directory import IDP_PATH
 
-log = logging.getLogger("opase.idp.app")
+log = logging.getLogger("opase.idp.pages")
 
 FORM_BYTES_MAX: Final = 8 * 1024
 FORM_FIELD_COUNT_MAX: Final = 16
@@ -116,7 +126,7 @@ class IdpPages:
         self.secure_cookie = settings.public_url.startswith("https://")
         self.site_name = urlsplit(settings.public_url).netloc
         self.templates = jinja2.Environment(
-            loader=jinja2.PackageLoader("opase.idp.app", "templates"),
+            loader=jinja2.PackageLoader("opase.idp.pages", "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
@@ -432,3 +442,13 @@ class IdpPages:
             col(WalletAddress.status) == "active",
         )
         return set((await db.execute(query)).scalars()) == paths
+
+
+def build_idp_app(
+    settings: Settings,
+    services: Services,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """The pages as an app to mount at `idp_base_path(settings)`."""
+    return IdpPages(settings, services, http_transport=http_transport).app()

@@ -5,7 +5,7 @@ live in small modules by concept:
 - `accounts`: account kinds, creation and look-up, locking, balances;
 - `transfers`: single- and two-phase transfers, deposits and withdrawals, idempotency;
 - `history`: the audit of the stored running sums, and paging through transfers;
-- `errors`: what the ledger refuses.
+- `refusals`: what the ledger refuses.
 
 Double entry: every transfer debits one account and credits another by the same positive
 integer amount in minor units, so per asset the credits and debits of all accounts are
@@ -32,7 +32,15 @@ from opase.ledger.accounts import (
     settlement_account,
     wallet_account,
 )
-from opase.ledger.errors import (
+from opase.ledger.history import (
+    TRANSFER_PAGE_LIMIT_MAX,
+    AuditDifference,
+    TransferCursor,
+    TransferPage,
+    audit,
+    list_transfers,
+)
+from opase.ledger.refusals import (
     AccountNotFound,
     AssetMismatch,
     BalanceOverflow,
@@ -42,14 +50,6 @@ from opase.ledger.errors import (
     PendingExpired,
     TransferNotFound,
     TransferNotPending,
-)
-from opase.ledger.history import (
-    TRANSFER_PAGE_LIMIT_MAX,
-    AuditDifference,
-    TransferCursor,
-    TransferPage,
-    audit,
-    list_transfers,
 )
 from opase.ledger.transfers import (
     IDEMPOTENCY_KEY_LENGTH_MAX,

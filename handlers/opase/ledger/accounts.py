@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from opase.amounts import AMOUNT_MINOR_MAX
 from opase.ledger._sql import dialect_name, insert_unless_conflict
-from opase.ledger.errors import AccountNotFound
+from opase.ledger.refusals import AccountNotFound
 from opase.storage.tables import LedgerAccount, sa_table, utc_now
 
 LOCKED_ACCOUNT_COUNT_MAX: Final = 1_000

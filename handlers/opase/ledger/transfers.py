@@ -36,7 +36,7 @@ from opase.ledger.accounts import (
     settlement_account,
     wallet_account,
 )
-from opase.ledger.errors import (
+from opase.ledger.refusals import (
     AssetMismatch,
     BalanceOverflow,
     IdempotencyKeyReused,

@@ -42,7 +42,7 @@ from opase.storage.tables import (
     new_row,
     sa_table,
 )
-from opase.wallets.service import WalletAddressRecord
+from opase.wallets.directory import WalletAddressRecord
 from opase.webhooks.outbox import OUTBOX, enqueue, new_event_row
 
 SHARED_SECRET_BYTES: Final = 32

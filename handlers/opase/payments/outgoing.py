@@ -80,7 +80,7 @@ from opase.storage.tables import (
     sa_table,
     utc_now,
 )
-from opase.wallets.service import WalletAddressRecord
+from opase.wallets.directory import WalletAddressRecord
 from opase.webhooks.liquidity import note_available_balance
 from opase.webhooks.outbox import enqueue
 

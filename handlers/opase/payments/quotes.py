@@ -47,7 +47,7 @@ from opase.storage.tables import (
     column_values,
     sa_table,
 )
-from opase.wallets.service import WalletAddressRecord
+from opase.wallets.directory import WalletAddressRecord
 
 OTHER_ASE: Final = "payments to other ASEs need the Interledger rail, not available yet"
 

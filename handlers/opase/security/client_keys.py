@@ -32,7 +32,7 @@ from opase import base64url
 from opase.bounded_read import read_ok_answer
 from opase.security.httpsig import SignatureRejected
 from opase.settings import Settings
-from opase.wallets.service import find_active_wallet_address, list_active_keys
+from opase.wallets.directory import find_active_wallet_address, list_active_keys
 
 log = logging.getLogger("opase.web.authentication")
 

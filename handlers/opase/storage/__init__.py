@@ -1,18 +1,2 @@
-"""Persistence: the engine, the tables and their migrations."""
-
-from opase.storage.engine import (
-    autocommit_engine,
-    autocommit_session_factory,
-    create_engine,
-    session_factory,
-)
-from opase.storage.migrate import upgrade, upgrade_sync
-
-__all__ = [
-    "autocommit_engine",
-    "autocommit_session_factory",
-    "create_engine",
-    "session_factory",
-    "upgrade",
-    "upgrade_sync",
-]
+"""Persistence: the engine (`engine`), the tables (`tables`), the key-set cursor (`keyset`) and
+the migrations (`migrate`, `migrations/`). Importing the tables loads no Alembic."""

@@ -648,7 +648,7 @@ IDP_CSRF_TOKEN_LENGTH_MAX: Final = 64
 
 
 class IdpSession(SQLModel, table=True):
-    """A browser's session with the built-in identity provider (`opase.idp.app`): anonymous
+    """A browser's session with the built-in identity provider (`opase.idp.pages`): anonymous
     (`owner_id` None: it carries the login form's CSRF token) or logged in. The cookie holds
     a random value; only its SHA-256 is stored, so a database leak opens no session."""
 

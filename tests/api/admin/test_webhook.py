@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from opase.webhooks.service import webhook_secret
+from opase.webhooks.endpoint import webhook_secret
 from tests.client import CheckedClient
 from tests.responses import error_code
 

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from opase.app import build_app
 from opase.settings import Settings
 from opase.storage.migrate import upgrade
-from opase.wallets.service import add_key, deactivate_wallet_address
+from opase.wallets.directory import add_key, deactivate_wallet_address
 from opase.web.response_check import ResponseViolation
 from tests.client import CheckedClient
 from tests.responses import error_code

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from opase.api.admin.operation import admin_session
-from opase.wallets.service import create_asset as create_asset_record
-from opase.wallets.service import list_assets as list_asset_records
+from opase.wallets.directory import create_asset as create_asset_record
+from opase.wallets.directory import list_assets as list_asset_records
 from opase.web.context import RequestContext
 
 

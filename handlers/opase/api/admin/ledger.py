@@ -6,7 +6,7 @@ from typing import Any
 
 from opase import ledger
 from opase.api.admin.operation import admin_session, path_id
-from opase.wallets import service as wallets
+from opase.wallets import directory as wallets
 from opase.web.context import RequestContext
 
 

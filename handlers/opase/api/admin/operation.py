@@ -22,7 +22,7 @@ from opase.ledger import (
     PendingExpired,
     TransferNotPending,
 )
-from opase.wallets.service import WalletAddressAdminRecord
+from opase.wallets.directory import WalletAddressAdminRecord
 from opase.web.context import RequestContext
 
 # Refusals that depend on the state, not on the input: a retry could succeed later.

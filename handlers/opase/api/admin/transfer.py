@@ -6,8 +6,8 @@ from typing import Any
 
 from opase.api.admin.operation import admin_session, path_id
 from opase.timestamps import wire_time
-from opase.wallets import service as wallets
-from opase.wallets.transfers import WalletTransfer, list_wallet_transfers
+from opase.wallets import directory as wallets
+from opase.wallets.statement import WalletTransfer, list_wallet_transfers
 from opase.web.context import RequestContext
 
 FIRST_DEFAULT = 20

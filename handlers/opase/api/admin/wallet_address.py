@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from opase.api.admin.operation import admin_session, path_id, wallet_address_view
-from opase.wallets import service as wallets
+from opase.wallets import directory as wallets
 from opase.web.context import RequestContext
 
 

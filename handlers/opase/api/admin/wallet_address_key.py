@@ -7,7 +7,7 @@ from typing import Any
 
 from opase.api.admin.operation import admin_session, path_id
 from opase.security.key_pairs import generate_key_pair, public_jwk
-from opase.wallets import service as wallets
+from opase.wallets import directory as wallets
 from opase.web.context import RequestContext
 
 

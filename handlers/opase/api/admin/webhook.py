@@ -11,7 +11,7 @@ from opase.storage.tables import WebhookEvent
 from opase.timestamps import wire_time
 from opase.web.context import RequestContext
 from opase.webhooks import outbox
-from opase.webhooks import service as webhooks
+from opase.webhooks import endpoint as webhooks
 
 FIRST_DEFAULT = 20
 """The spec's default page size."""

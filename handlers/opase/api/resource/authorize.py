@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from opase.errors import Forbidden, InvalidRequest, Unauthorized
 from opase.security.client_keys import jwk_thumbprint
 from opase.services import Services
-from opase.wallets.service import WalletAddressRecord, find_wallet_address_by_url
+from opase.wallets.directory import WalletAddressRecord, find_wallet_address_by_url
 from opase.web.authentication import gnap_token
 from opase.web.context import RequestContext
 

@@ -27,7 +27,7 @@ from opase.payments import outgoing
 from opase.payments.metadata import check_metadata
 from opase.payments.outgoing import GrantUse, PaymentRecord, SpentAmounts
 from opase.storage.tables import OutgoingPayment, utc_now
-from opase.wallets.service import find_wallet_address_by_url
+from opase.wallets.directory import find_wallet_address_by_url
 from opase.web.context import RequestContext
 
 RESOURCE_TYPE: Final = "outgoing-payment"

@@ -21,7 +21,7 @@ from opase.cache import TtlCache
 from opase.errors import NotFound
 from opase.services import Services
 from opase.settings import Settings
-from opase.wallets.service import find_active_wallet_address, list_active_keys
+from opase.wallets.directory import find_active_wallet_address, list_active_keys
 from opase.web.context import FastPath, RequestContext
 from opase.web.matching import Match
 

@@ -43,7 +43,7 @@ KEY_ID_LENGTH_MAX: Final = 255
 USERNAME_LENGTH_MAX: Final = 64
 PUBLIC_NAME_LENGTH_MAX: Final = 255
 IDP_PATH: Final = "/idp"
-"""Where the built-in identity provider's pages answer (`opase.idp.app`), under the public URL."""
+"""Where the built-in identity provider's pages answer (`opase.idp.pages`), under the public URL."""
 
 _password_hasher: Final = PasswordHasher()
 

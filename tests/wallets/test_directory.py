@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from opase.ledger import balance_minor
 from opase.storage.tables import LedgerAccount, WalletAddress, WalletAddressKey
-from opase.wallets.service import (
+from opase.wallets.directory import (
     WalletAddressRecord,
     add_key,
     create_asset,
