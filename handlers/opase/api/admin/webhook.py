@@ -10,8 +10,8 @@ from opase.errors import Conflict
 from opase.storage.tables import WebhookEvent
 from opase.timestamps import wire_time
 from opase.web.context import RequestContext
-from opase.webhooks import outbox
 from opase.webhooks import endpoint as webhooks
+from opase.webhooks import outbox
 
 FIRST_DEFAULT = 20
 """The spec's default page size."""
