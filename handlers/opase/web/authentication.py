@@ -27,6 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import Headers
 
 from opase.errors import InvalidClient, InvalidContinuation, Unauthorized
@@ -110,7 +111,9 @@ class Authenticator:
         """`client_keys`, `replay_cache` and `access_tokens` may be None for a router that
         serves no GNAP operation (the admin listener)."""
         self.settings = settings
-        self.sessions: Any = client_keys.sessions if client_keys is not None else None
+        self.sessions: async_sessionmaker[AsyncSession] | None = (
+            client_keys.sessions if client_keys is not None else None
+        )
         self.client_keys = client_keys
         self.access_tokens: AccessTokens | None = access_tokens
         self.replay_cache = replay_cache
@@ -173,6 +176,7 @@ class Authenticator:
             return _binding_from_grant_request(context.document)
         token = gnap_token(context.headers)
         if operation_id in CONTINUATION_OPERATIONS:
+            assert self.sessions is not None, "a continuation reaches only the auth server"
             found = None if token is None else await binding_of_continuation(self.sessions, token)
             if found is None:
                 raise InvalidContinuation("this needs Authorization: GNAP <continue token>")
