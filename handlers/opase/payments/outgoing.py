@@ -317,7 +317,7 @@ async def start(
     available_after_minor = balance_of(sender).available_minor
     await note_available_balance(
         session,
-        wallet_address_url=settings.public_url + wallet_address_path,
+        wallet_address_url=wallet_address_url(settings, wallet_address_path),
         asset_code=quote.debit_asset_code,
         asset_scale=quote.debit_asset_scale,
         threshold_minor=settings.liquidity_low_threshold_minor,

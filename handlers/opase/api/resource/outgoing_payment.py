@@ -23,7 +23,7 @@ from opase.api.resource.authorize import (
 from opase.api.resource.pagination import Page, own_page, page_request
 from opase.authorization.spending import SpendingNotFound
 from opase.errors import NotFound
-from opase.payments import outgoing
+from opase.payments import outgoing, urls
 from opase.payments.metadata import check_metadata
 from opase.payments.outgoing import GrantUse, PaymentRecord, SpentAmounts
 from opase.storage.tables import OutgoingPayment, utc_now
@@ -102,7 +102,7 @@ async def get_outgoing_payment(ctx: RequestContext) -> dict[str, Any]:
         record = await outgoing.find(session, payment_id)
     if record is None:
         raise NotFound("no such outgoing payment")
-    wallet_address_url = ctx.settings.public_url + record.wallet_address_path
+    wallet_address_url = urls.wallet_address_url(ctx.settings, record.wallet_address_path)
     authorized = await authorize(ctx, RESOURCE_TYPE, "read", wallet_address_url)
     authorized.check_own(
         record.payment.client_wallet_address,
